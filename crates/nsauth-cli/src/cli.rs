@@ -1,0 +1,247 @@
+//! Command-line definitions (clap). The names here are nsauth's public interface.
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Get, keep fresh and safely store NetSuite OAuth 2.0 tokens.
+#[derive(Debug, Parser)]
+#[command(name = "nsauth", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Where profiles and tokens live (sqlite://PATH, file://DIR, ...; see `nsauth backends`).
+    #[arg(long, global = true, env = "NSAUTH_STORE", value_name = "URI")]
+    pub store: Option<String>,
+    /// The profile to use.
+    #[arg(long, global = true, env = "NSAUTH_PROFILE", default_value = "default", value_name = "NAME")]
+    pub profile: String,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging on stderr (-v, -vv, -vvv).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, show and delete profiles.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
+    /// Log in to NetSuite (interactive, or `login start` / `login finish` across processes).
+    Login(LoginArgs),
+    /// Print an access token valid for at least --min-ttl seconds (refreshing if needed).
+    Token {
+        /// Seconds the token must stay valid.
+        #[arg(long, default_value_t = 60)]
+        min_ttl: u64,
+    },
+    /// Refresh the tokens now if they are close to expiry (or always, with --force).
+    Refresh {
+        /// Refresh even if the access token is still valid.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show token health: expiry of the access and refresh tokens.
+    Status {
+        /// All profiles in the store.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Exit 0 when healthy; 3 when a login is needed or the refresh token ends within the window.
+    Check {
+        /// Window, e.g. 48h, 7d, 90m.
+        #[arg(long, default_value = "24h")]
+        within: String,
+        /// All profiles in the store.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke the refresh token at NetSuite and forget the tokens (the profile stays).
+    Revoke,
+    /// Run a command with NETSUITE_ACCESS_TOKEN, NETSUITE_ACCOUNT_ID and NETSUITE_REST_URL set.
+    Exec {
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Call the NetSuite REST API with a fresh token; the body goes to stdout.
+    Api {
+        /// HTTP method.
+        method: String,
+        /// Path under services/rest/, e.g. record/v1/metadata-catalog.
+        path: String,
+        /// Request body: @FILE or - for stdin.
+        #[arg(long)]
+        data: Option<String>,
+    },
+    /// Machine-to-machine (client credentials) helpers.
+    #[command(subcommand)]
+    M2m(M2mCmd),
+    /// Run the NetSuite OAuth 2.0 emulator on loopback.
+    Emulator {
+        /// Address to listen on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Walk through profile set, login, token, refresh, status and revoke against the built-in emulator.
+    Demo,
+    /// List the compiled-in stores and their URI syntax.
+    Backends,
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `nsauth profile ...`
+#[derive(Debug, Subcommand)]
+pub enum ProfileCmd {
+    /// Create or update a profile. Secrets come from stdin or the environment, never flags.
+    Set(Box<ProfileSetArgs>),
+    /// List profiles.
+    List,
+    /// Show a profile (secrets redacted).
+    Show {
+        /// Profile name (default: --profile).
+        name: Option<String>,
+    },
+    /// Delete a profile and its tokens.
+    Delete {
+        /// Profile name.
+        name: String,
+    },
+}
+
+/// Grant kinds on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GrantArg {
+    /// A user logs in, then refresh.
+    AuthorizationCode,
+    /// Machine to machine with a certificate.
+    ClientCredentials,
+}
+
+/// `nsauth profile set`
+#[derive(Debug, Args)]
+pub struct ProfileSetArgs {
+    /// Profile name.
+    pub name: String,
+    /// NetSuite account ID, e.g. 1234567 or 1234567_SB1.
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// The integration record's client ID.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Redirect URI, exactly as on the integration record.
+    #[arg(long)]
+    pub redirect_uri: Option<String>,
+    /// Scope (repeat): restlets, rest_webservices, suite_analytics, mcp.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Read the client secret from stdin (else NSAUTH_CLIENT_SECRET; neither = public client).
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// Make the profile a public client, dropping a stored secret.
+    #[arg(long, conflicts_with = "client_secret_stdin")]
+    pub public: bool,
+    /// Grant kind.
+    #[arg(long, value_enum)]
+    pub grant: Option<GrantArg>,
+    /// Certificate ID shown by NetSuite (client credentials).
+    #[arg(long)]
+    pub certificate_id: Option<String>,
+    /// Private key PEM file (client credentials).
+    #[arg(long)]
+    pub private_key_file: Option<PathBuf>,
+    /// Certificate PEM file, to warn before it expires (default: certificate.pem beside the key).
+    #[arg(long)]
+    pub certificate_file: Option<PathBuf>,
+    /// One base URL for every endpoint (e.g. the emulator's).
+    #[arg(long, conflicts_with_all = ["authorize_url", "token_url", "revoke_url", "rest_url"])]
+    pub base_url: Option<String>,
+    /// Authorization endpoint.
+    #[arg(long)]
+    pub authorize_url: Option<String>,
+    /// Token endpoint.
+    #[arg(long)]
+    pub token_url: Option<String>,
+    /// Revoke endpoint.
+    #[arg(long)]
+    pub revoke_url: Option<String>,
+    /// REST base URL.
+    #[arg(long)]
+    pub rest_url: Option<String>,
+    /// Refresh token validity in hours, used when the token does not say (1-720).
+    #[arg(long, value_name = "HOURS")]
+    pub refresh_token_validity: Option<u32>,
+}
+
+/// `nsauth login ...`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LoginArgs {
+    /// start / finish; none = interactive login.
+    #[command(subcommand)]
+    pub step: Option<LoginStep>,
+    /// Do not open a browser; print the link only.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// prompt: none, login, consent or "login consent".
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Certificate PEM for the HTTPS loopback listener (default: generated on the spot).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key PEM for the HTTPS loopback listener.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds to wait for the browser.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// Login steps that can run in different processes.
+#[derive(Debug, Subcommand)]
+pub enum LoginStep {
+    /// Print the authorization URL and remember the login in the store.
+    Start {
+        /// prompt: none, login, consent or "login consent".
+        #[arg(long)]
+        prompt: Option<String>,
+        /// How long the link stays valid, e.g. 24h.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+    },
+    /// Finish with the URL the browser landed on (or - to read it from stdin).
+    Finish {
+        /// The redirect URL, or `-`.
+        redirect_url: String,
+    },
+}
+
+/// `nsauth m2m ...`
+#[derive(Debug, Subcommand)]
+pub enum M2mCmd {
+    /// Make a key pair and a self-signed certificate to upload to NetSuite.
+    Keygen {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// ec-p256, ec-p384, ec-p521, rsa-3072 or rsa-4096.
+        #[arg(long, default_value = "ec-p256")]
+        algorithm: String,
+        /// Certificate validity in days (at most 730).
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+        /// Certificate subject (CN).
+        #[arg(long, default_value = "nsauth")]
+        subject: String,
+    },
+}

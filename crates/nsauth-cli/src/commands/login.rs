@@ -1,0 +1,130 @@
+//! `nsauth login [start|finish]`.
+
+use super::Ctx;
+use crate::cli::{LoginArgs, LoginStep};
+use crate::loopback::{Listener, Tls};
+use crate::output;
+use nsauth_core::http::Http;
+use nsauth_core::profile::is_loopback_host;
+use nsauth_core::store::load_existing;
+use nsauth_core::{login, Error};
+use std::io::{BufRead, IsTerminal, Read};
+use std::time::Duration;
+
+pub async fn run(ctx: &Ctx, args: LoginArgs) -> Result<u8, Error> {
+    match args.step {
+        Some(LoginStep::Start { prompt, ttl }) => start(ctx, prompt.as_deref(), &ttl).await,
+        Some(LoginStep::Finish { redirect_url }) => finish(ctx, &redirect_url).await,
+        None => interactive(ctx, &args).await,
+    }
+}
+
+async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str) -> Result<u8, Error> {
+    let ttl = output::parse_duration(ttl)?;
+    let name = ctx.name()?;
+    let store = ctx.store()?;
+    let (url, expires) = login::start(store.as_ref(), &name, prompt, ttl).await?;
+    println!("{url}");
+    ctx.note(format!(
+        "open this link as a NetSuite user (it stays valid until {}), then run: nsauth login finish --profile {name} '<URL the browser landed on>'",
+        output::when(expires, time::OffsetDateTime::now_utc())
+    ));
+    Ok(0)
+}
+
+fn read_stdin_line() -> Result<String, Error> {
+    let mut s = String::new();
+    std::io::stdin()
+        .lock()
+        .take(nsauth_core::flows::MAX_CALLBACK_LEN as u64 + 2)
+        .read_line(&mut s)
+        .map_err(|e| Error::Invalid(format!("cannot read the redirect URL from stdin: {e}")))?;
+    if s.trim().is_empty() {
+        return Err(Error::Invalid("no redirect URL on stdin; paste the URL the browser landed on".into()));
+    }
+    Ok(s)
+}
+
+async fn finish(ctx: &Ctx, input: &str) -> Result<u8, Error> {
+    let input = if input == "-" { read_stdin_line()? } else { input.to_owned() };
+    let name = ctx.name()?;
+    let store = ctx.store()?;
+    let tokens = login::finish(store.as_ref(), &Http::new()?, &name, &input).await?;
+    report_login(ctx, &name, &tokens);
+    Ok(0)
+}
+
+fn report_login(ctx: &Ctx, name: &nsauth_core::ProfileName, tokens: &nsauth_core::token::TokenSet) {
+    let now = time::OffsetDateTime::now_utc();
+    let until = tokens.refresh_expires_at.map(|e| format!("; refresh token valid until {}", output::when(e, now))).unwrap_or_default();
+    ctx.note(format!("logged in: profile {name} has fresh tokens{until}"));
+}
+
+async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
+    let name = ctx.name()?;
+    let store = ctx.store()?;
+    let rec = load_existing(store.as_ref(), &name).await?.record;
+    let redirect = rec
+        .profile
+        .redirect_uri
+        .clone()
+        .ok_or_else(|| Error::Invalid(format!("profile {name} has no redirect URI; run nsauth profile set {name} --redirect-uri URI")))?;
+    let loopback = matches!(redirect.scheme(), "http" | "https") && is_loopback_host(&redirect);
+    // Bind before starting the login so that a busy port fails before anything is stored.
+    let listener = if loopback {
+        let tls = match (redirect.scheme(), &args.tls_cert, &args.tls_key) {
+            ("http", _, _) => Tls::None,
+            (_, Some(cert), Some(key)) => Tls::Files { cert: cert.clone(), key: key.clone() },
+            _ => Tls::Generated,
+        };
+        Some(Listener::bind(&redirect, tls).await?)
+    } else {
+        None
+    };
+    let (url, _) = login::start(store.as_ref(), &name, args.prompt.as_deref(), time::Duration::seconds(args.timeout.max(60) as i64 + 60)).await?;
+    let state = url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    eprintln!("Open this link and log in to NetSuite:\n\n  {url}\n");
+    if !args.no_browser {
+        if let Err(e) = open::that_detached(url.as_str()) {
+            eprintln!("(could not open a browser: {e}; open the link yourself)");
+        }
+    }
+    let callback = match listener {
+        Some(listener) => {
+            if redirect.scheme() == "https" && args.tls_cert.is_none() {
+                eprintln!("The browser will warn about nsauth's self-signed certificate on {}; that is expected: continue to the page.", redirect.host_str().unwrap_or("127.0.0.1"));
+            }
+            let spinner = spinner(ctx);
+            let waited = tokio::time::timeout(Duration::from_secs(args.timeout), listener.wait_for(state)).await;
+            if let Some(s) = spinner {
+                s.finish_and_clear();
+            }
+            match waited {
+                Ok(q) => q?,
+                Err(_) => {
+                    return Err(Error::LoginNeeded(format!(
+                        "no redirect arrived within {} s; run nsauth login again (or use --timeout, or `login start` / `login finish`)",
+                        args.timeout
+                    )))
+                }
+            }
+        }
+        None => {
+            eprintln!("After approving, paste the URL the browser landed on ({}...):", redirect.as_str());
+            tokio::task::spawn_blocking(read_stdin_line).await.map_err(|e| Error::Other(e.to_string()))??
+        }
+    };
+    let tokens = login::finish(store.as_ref(), &Http::new()?, &name, &callback).await?;
+    report_login(ctx, &name, &tokens);
+    Ok(0)
+}
+
+fn spinner(ctx: &Ctx) -> Option<indicatif::ProgressBar> {
+    if ctx.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let s = indicatif::ProgressBar::new_spinner();
+    s.set_message("waiting for the browser to come back from NetSuite…");
+    s.enable_steady_tick(Duration::from_millis(120));
+    Some(s)
+}

@@ -1,0 +1,105 @@
+//! One module per command group; `run` dispatches.
+
+mod demo;
+mod login;
+mod m2m;
+mod profile;
+mod tokens;
+
+use crate::cli::{Cli, Command};
+use crate::registry;
+use nsauth_core::broker::{Broker, BrokerConfig};
+use nsauth_core::http::Http;
+use nsauth_core::{Error, ProfileName, TokenStore};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every command needs: the store URI, the profile, output mode.
+pub struct Ctx {
+    /// Store URI.
+    pub store_uri: String,
+    /// Selected profile.
+    pub profile: String,
+    /// JSON output.
+    pub json: bool,
+    /// Quiet mode.
+    pub quiet: bool,
+}
+
+impl Ctx {
+    /// Opens the store.
+    pub fn store(&self) -> Result<Arc<dyn TokenStore>, Error> {
+        registry::open(&self.store_uri)
+    }
+
+    /// The validated profile name.
+    pub fn name(&self) -> Result<ProfileName, Error> {
+        Ok(ProfileName::parse(&self.profile)?)
+    }
+
+    /// A broker over the store, with the lease time from `NSAUTH_LEASE_SECONDS`.
+    pub fn broker(&self, store: Arc<dyn TokenStore>) -> Result<Broker, Error> {
+        let mut cfg = BrokerConfig::default();
+        if let Ok(v) = std::env::var("NSAUTH_LEASE_SECONDS") {
+            let secs: u64 = v
+                .parse()
+                .ok()
+                .filter(|s| (1..=600).contains(s))
+                .ok_or_else(|| Error::Invalid("NSAUTH_LEASE_SECONDS must be a number of seconds between 1 and 600".into()))?;
+            cfg.lease_ttl = Duration::from_secs(secs);
+            cfg.wait_limit = cfg.lease_ttl * 2 + Duration::from_secs(5);
+        }
+        Ok(Broker::new(store, Http::new()?, cfg))
+    }
+
+    /// Prints a progress line on stderr unless quiet.
+    pub fn note(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+/// Runs the parsed command; returns the exit code.
+pub async fn run(cli: Cli) -> Result<u8, Error> {
+    let store_uri = match cli.store.clone().filter(|s| !s.is_empty()) {
+        Some(s) => s,
+        None => registry::default_store_uri()?,
+    };
+    let ctx = Ctx { store_uri, profile: cli.profile.clone(), json: cli.json, quiet: cli.quiet };
+    match cli.command {
+        Command::Profile(cmd) => profile::run(&ctx, cmd).await,
+        Command::Login(args) => login::run(&ctx, args).await,
+        Command::Token { min_ttl } => tokens::token(&ctx, min_ttl).await,
+        Command::Refresh { force } => tokens::refresh(&ctx, force).await,
+        Command::Status { all } => tokens::status(&ctx, all).await,
+        Command::Check { within, all } => tokens::check(&ctx, &within, all).await,
+        Command::Revoke => tokens::revoke(&ctx).await,
+        Command::Exec { command } => tokens::exec(&ctx, command).await,
+        Command::Api { method, path, data } => tokens::api(&ctx, &method, &path, data.as_deref()).await,
+        Command::M2m(cmd) => m2m::run(&ctx, cmd).await,
+        Command::Emulator { listen } => demo::emulator(&listen).await,
+        Command::Demo => demo::demo(cli.store.clone()).await,
+        Command::Backends => {
+            backends(&ctx);
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "nsauth", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn backends(ctx: &Ctx) {
+    let all = registry::backends();
+    if ctx.json {
+        let v: Vec<_> = all.iter().map(|b| serde_json::json!({"schemes": b.schemes, "uri": b.help})).collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        for b in all {
+            println!("{:<10} {}", b.schemes.join(","), b.help);
+        }
+    }
+}

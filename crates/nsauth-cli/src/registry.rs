@@ -1,0 +1,70 @@
+//! Every store is opened through this one registry, keyed by URI scheme. Adding a backend is
+//! one new crate and one entry here.
+
+use nsauth_core::{Error, StoreError, TokenStore};
+use std::sync::Arc;
+
+/// A compiled-in store backend.
+pub struct Backend {
+    /// URI scheme(s), e.g. `sqlite`.
+    pub schemes: &'static [&'static str],
+    /// URI syntax for `nsauth backends`.
+    pub help: &'static str,
+    /// Opens a store from a full URI.
+    pub open: fn(&str) -> Result<Arc<dyn TokenStore>, StoreError>,
+}
+
+/// The compiled-in backends.
+pub fn backends() -> Vec<Backend> {
+    vec![
+        #[cfg(feature = "sqlite")]
+        Backend {
+            schemes: &[nsauth_store_sqlite::SCHEME],
+            help: nsauth_store_sqlite::URI_HELP,
+            open: |uri| Ok(Arc::new(nsauth_store_sqlite::SqliteStore::from_uri(uri)?)),
+        },
+        #[cfg(feature = "file")]
+        Backend {
+            schemes: &[nsauth_store_file::SCHEME],
+            help: nsauth_store_file::URI_HELP,
+            open: |uri| Ok(Arc::new(nsauth_store_file::FileStore::from_uri(uri)?)),
+        },
+    ]
+}
+
+/// The default store: `sqlite://$XDG_DATA_HOME/nsauth/nsauth.db` (`~/.local/share/...`).
+pub fn default_store_uri() -> Result<String, Error> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share")))
+        .ok_or_else(|| Error::Invalid("no default store location (HOME is not set); pass --store URI".into()))?;
+    Ok(format!("sqlite://{}", base.join("nsauth").join("nsauth.db").display()))
+}
+
+/// Opens the store named by `uri`.
+pub fn open(uri: &str) -> Result<Arc<dyn TokenStore>, Error> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(Error::Invalid(format!(
+            "invalid store URI {:?}: expected SCHEME://..., e.g. sqlite:///path/nsauth.db (see: nsauth backends)",
+            shown(uri)
+        )));
+    };
+    if rest.is_empty() || uri.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!("invalid store URI {:?}: it needs a location after {scheme}://", shown(uri))));
+    }
+    let all = backends();
+    let Some(b) = all.iter().find(|b| b.schemes.contains(&scheme)) else {
+        let known: Vec<&str> = all.iter().flat_map(|b| b.schemes.iter().copied()).collect();
+        return Err(Error::Invalid(format!(
+            "unknown store scheme {:?}; this nsauth supports: {} (see: nsauth backends)",
+            shown(scheme),
+            known.join(", ")
+        )));
+    };
+    (b.open)(uri).map_err(Error::Store)
+}
+
+fn shown(s: &str) -> String {
+    s.chars().take(80).flat_map(char::escape_default).collect()
+}

@@ -1,0 +1,244 @@
+//! The broker: hands out access tokens that stay valid for a requested time, refreshing (or
+//! minting, for client credentials) when needed — single-flight across processes.
+//!
+//! Single flight uses nothing but the store's compare-and-swap: the process that must refresh
+//! first writes a short [`Lease`] into the record. Others see the lease, poll the store with a
+//! deadline and reuse the winner's token. A lease whose holder died expires after
+//! [`BrokerConfig::lease_ttl`] and one waiter takes over. A failed refresh is written to the
+//! record so that waiters report it instead of each hammering NetSuite in turn.
+
+use crate::error::Error;
+use crate::flows;
+use crate::http::Http;
+use crate::profile::{GrantKind, ProfileName};
+use crate::retry::jitter;
+use crate::store::{load_existing, Lease, Precondition, Record, RefreshFailure, StoreError, TokenStore, Version, Versioned};
+use crate::token::TokenSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Broker policy.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// How long a refresh lease lasts if its holder never releases it.
+    pub lease_ttl: Duration,
+    /// How often waiters poll the store.
+    pub poll_interval: Duration,
+    /// How long a caller waits for another process's refresh before giving up.
+    pub wait_limit: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let lease_ttl = Duration::from_secs(30);
+        Self { lease_ttl, poll_interval: Duration::from_millis(100), wait_limit: lease_ttl * 2 + Duration::from_secs(5) }
+    }
+}
+
+/// How a token was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// From the store, still valid.
+    Cached,
+    /// This process refreshed (or minted) it.
+    Refreshed,
+    /// Another process refreshed it while this one waited.
+    Waited,
+}
+
+/// Hands out fresh tokens from a store.
+#[derive(Debug)]
+pub struct Broker {
+    store: Arc<dyn TokenStore>,
+    http: Http,
+    cfg: BrokerConfig,
+    holder: String,
+}
+
+impl Broker {
+    /// A broker over `store`.
+    pub fn new(store: Arc<dyn TokenStore>, http: Http, cfg: BrokerConfig) -> Self {
+        let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Self { store, http, cfg, holder }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// Returns a token set whose access token is valid for at least `min_ttl`.
+    pub async fn access_token(&self, name: &ProfileName, min_ttl: Duration) -> Result<(TokenSet, Outcome), Error> {
+        self.obtain(name, min_ttl, false).await
+    }
+
+    /// Refreshes now, whatever the current token's lifetime.
+    pub async fn force_refresh(&self, name: &ProfileName) -> Result<TokenSet, Error> {
+        self.obtain(name, Duration::ZERO, true).await.map(|(t, _)| t)
+    }
+
+    async fn obtain(&self, name: &ProfileName, min_ttl: Duration, force: bool) -> Result<(TokenSet, Outcome), Error> {
+        if min_ttl > Duration::from_secs(3300) {
+            return Err(Error::Invalid("--min-ttl cannot exceed 3300 seconds: NetSuite access tokens live 60 minutes".into()));
+        }
+        let min_ttl = time::Duration::try_from(min_ttl).unwrap_or(time::Duration::ZERO);
+        let started = OffsetDateTime::now_utc();
+        let t0 = Instant::now();
+        let mut waited = false;
+        let mut conflicts = 0u32;
+        loop {
+            let Versioned { record, version } = load_existing(self.store.as_ref(), name).await?;
+            let now = OffsetDateTime::now_utc();
+            if let Some(t) = &record.tokens {
+                let refreshed_since = t.obtained_at >= started;
+                if (!force || refreshed_since) && t.access_valid_for(now, min_ttl) {
+                    let outcome = if waited { Outcome::Waited } else { Outcome::Cached };
+                    return Ok((t.clone(), outcome));
+                }
+            }
+            if let Some(f) = &record.last_failure {
+                // Someone refreshed and failed after we started waiting: report it.
+                if waited && f.at >= started {
+                    return Err(failure_error(f));
+                }
+            }
+            check_can_refresh(name, &record, now)?;
+            if let Some(lease) = record.lease.as_ref().filter(|l| l.until > now && l.holder != self.holder) {
+                if t0.elapsed() > self.cfg.wait_limit {
+                    return Err(Error::Store(StoreError::Unavailable {
+                        message: format!(
+                            "another process ({}) has held the refresh lease of profile {name} for too long; try again later",
+                            lease.holder
+                        ),
+                        retryable: true,
+                    }));
+                }
+                waited = true;
+                tokio::time::sleep(jitter(self.cfg.poll_interval)).await;
+                continue;
+            }
+            // Take the lease.
+            let mut leased = record.clone();
+            leased.lease = Some(Lease { holder: self.holder.clone(), until: now + self.cfg.lease_ttl });
+            leased.touch();
+            let lease_version = match self.store.put(name, &leased, Precondition::Match(version)).await {
+                Ok(v) => v,
+                Err(StoreError::Conflict(_)) => {
+                    conflicts += 1;
+                    if t0.elapsed() > self.cfg.wait_limit {
+                        return Err(Error::Store(StoreError::Conflict(name.to_string())));
+                    }
+                    tokio::time::sleep(jitter(Duration::from_millis(10 * u64::from(conflicts.min(10))))).await;
+                    continue;
+                }
+                Err(e) if e.is_retryable() && t0.elapsed() < self.cfg.wait_limit => {
+                    tokio::time::sleep(jitter(self.cfg.poll_interval)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            tracing::debug!(profile = %name, "took the refresh lease");
+            let result = match leased.profile.grant {
+                GrantKind::AuthorizationCode => {
+                    let tokens = leased.tokens.as_ref().expect("checked by check_can_refresh");
+                    flows::refresh(&self.http, &leased.profile, tokens).await
+                }
+                GrantKind::ClientCredentials => flows::client_credentials(&self.http, &leased.profile).await,
+            };
+            return match result {
+                Ok(tokens) => {
+                    let used = leased.tokens.as_ref().and_then(|t| t.refresh_token.clone());
+                    self.save(name, leased, lease_version, &tokens, used).await?;
+                    Ok((tokens, Outcome::Refreshed))
+                }
+                Err(e) => {
+                    self.release_with_failure(name, leased, lease_version, &e).await;
+                    Err(e)
+                }
+            };
+        }
+    }
+
+    /// Writes new tokens and drops the lease. If the record changed meanwhile (the lease
+    /// expired and someone else wrote), merge: our tokens win unless a newer set is stored.
+    async fn save(
+        &self,
+        name: &ProfileName,
+        mut record: Record,
+        mut version: Version,
+        tokens: &TokenSet,
+        used: Option<crate::secret::RefreshToken>,
+    ) -> Result<(), Error> {
+        for attempt in 0u32..32 {
+            let keep_theirs = record.tokens.as_ref().is_some_and(|cur| {
+                cur.obtained_at > tokens.obtained_at && cur.refresh_token != used
+            });
+            if !keep_theirs {
+                record.tokens = Some(tokens.clone());
+            }
+            if record.lease.as_ref().is_some_and(|l| l.holder == self.holder) {
+                record.lease = None;
+            }
+            record.last_failure = None;
+            record.meta.refresh_count += 1;
+            record.touch();
+            match self.store.put(name, &record, Precondition::Match(version.clone())).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict(_)) | Err(StoreError::Unavailable { retryable: true, .. }) => {
+                    tokio::time::sleep(jitter(Duration::from_millis(20 * u64::from(attempt.min(10) + 1)))).await;
+                    let fresh = load_existing(self.store.as_ref(), name).await?;
+                    record = fresh.record;
+                    version = fresh.version;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Store(StoreError::Conflict(name.to_string())))
+    }
+
+    /// Best effort: release our lease and note the failure for waiters.
+    async fn release_with_failure(&self, name: &ProfileName, mut record: Record, version: Version, err: &Error) {
+        record.lease = None;
+        record.last_failure = Some(RefreshFailure { at: OffsetDateTime::now_utc(), exit_code: err.exit_code(), message: err.to_string() });
+        record.touch();
+        if let Err(e) = self.store.put(name, &record, Precondition::Match(version)).await {
+            tracing::warn!(profile = %name, error = %e, "could not release the refresh lease; it will expire by itself");
+        }
+    }
+}
+
+fn check_can_refresh(name: &ProfileName, record: &Record, now: OffsetDateTime) -> Result<(), Error> {
+    if record.profile.grant == GrantKind::ClientCredentials {
+        return Ok(());
+    }
+    let Some(tokens) = &record.tokens else {
+        return Err(Error::LoginNeeded(format!("profile {name} has no tokens yet; run: nsauth login --profile {name}")));
+    };
+    if tokens.refresh_token.is_none() {
+        return Err(Error::LoginNeeded(format!("profile {name} has no refresh token; run: nsauth login --profile {name}")));
+    }
+    if let Some(end) = tokens.refresh_expires_at.filter(|end| *end <= now) {
+        return Err(Error::LoginNeeded(format!(
+            "the refresh token of profile {name} expired at {}; run: nsauth login --profile {name}",
+            crate::token::format_time(end)
+        )));
+    }
+    Ok(())
+}
+
+fn failure_error(f: &RefreshFailure) -> Error {
+    let msg = format!("{} (reported by the process that refreshed)", f.message);
+    match f.exit_code {
+        2 => Error::Invalid(msg),
+        3 => Error::LoginNeeded(msg),
+        4 => Error::Store(StoreError::Unavailable { message: msg, retryable: false }),
+        5 => Error::Unreachable(msg),
+        _ => Error::Rejected(msg),
+    }
+}

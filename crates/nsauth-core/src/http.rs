@@ -1,0 +1,276 @@
+//! The HTTP client nsauth uses to talk to NetSuite: rustls, timeouts, a capped body, and
+//! retries with backoff and jitter on connection errors, 5xx and 429 (honouring
+//! `Retry-After`), all inside one overall deadline.
+
+use crate::error::Error;
+use crate::retry;
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// Limits and retry policy.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of one request.
+    pub request_timeout: Duration,
+    /// Attempts in all (first try included).
+    pub max_attempts: u32,
+    /// Overall deadline for one call, retries included.
+    pub deadline: Duration,
+    /// The longest `Retry-After` nsauth honours.
+    pub retry_after_cap: Duration,
+    /// Largest response body read.
+    pub body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_attempts: 5,
+            deadline: Duration::from_secs(25),
+            retry_after_cap: Duration::from_secs(10),
+            body_limit: 1 << 20,
+        }
+    }
+}
+
+/// How the client authenticates at the token endpoint.
+pub enum ClientAuth<'a> {
+    /// HTTP Basic `client_id:client_secret` (confidential clients).
+    Basic {
+        /// Client ID.
+        client_id: &'a str,
+        /// Client secret.
+        secret: &'a crate::secret::ClientSecret,
+    },
+    /// `client_id` in the form body (public clients).
+    Public {
+        /// Client ID.
+        client_id: &'a str,
+    },
+    /// Nothing (the form carries a client assertion).
+    None,
+}
+
+/// A response whose body has been read (up to the limit).
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `Date` header, if any.
+    pub date: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+}
+
+/// The HTTP client.
+///
+/// The underlying client (and its TLS roots) is built on first use, so commands that find a
+/// valid cached token never pay for it.
+#[derive(Clone, Debug)]
+pub struct Http {
+    client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    cfg: HttpConfig,
+}
+
+enum Attempt {
+    Done(Response),
+    Retry { why: String, after: Option<Duration> },
+    Fail(Error),
+}
+
+impl Http {
+    /// A client with the default policy.
+    pub fn new() -> Result<Self, Error> {
+        Self::with_config(HttpConfig::default())
+    }
+
+    /// A client with a custom policy.
+    pub fn with_config(cfg: HttpConfig) -> Result<Self, Error> {
+        Ok(Self { client: Default::default(), cfg })
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(self.cfg.connect_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("nsauth/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+    }
+
+    /// The policy.
+    pub fn config(&self) -> &HttpConfig {
+        &self.cfg
+    }
+
+    /// POSTs a form, retrying transient failures. `what` names the endpoint in messages
+    /// ("token endpoint"). Non-retryable HTTP statuses are returned as responses.
+    pub async fn post_form(&self, what: &str, url: &Url, auth: ClientAuth<'_>, form: &[(&str, &str)]) -> Result<Response, Error> {
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        if let ClientAuth::Public { client_id } = &auth {
+            body.append_pair("client_id", client_id);
+        }
+        for (k, v) in form {
+            body.append_pair(k, v);
+        }
+        let body = zeroize::Zeroizing::new(body.finish());
+        self.send(what, url, |c| {
+            let mut rb = c
+                .post(url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(body.as_str().to_owned());
+            if let ClientAuth::Basic { client_id, secret } = &auth {
+                rb = rb.basic_auth(client_id, Some(secret.secret()));
+            }
+            rb
+        })
+        .await
+    }
+
+    /// Sends an arbitrary request built by `build`, with the same retry policy.
+    pub async fn send(&self, what: &str, url: &Url, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Response, Error> {
+        let start = Instant::now();
+        let mut last = String::new();
+        for attempt in 0..self.cfg.max_attempts {
+            let remaining = self.cfg.deadline.saturating_sub(start.elapsed());
+            if remaining.is_zero() {
+                break;
+            }
+            let timeout = self.cfg.request_timeout.min(remaining);
+            match self.once(build(self.client()).timeout(timeout), what).await {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry { why, after } => {
+                    tracing::debug!(attempt, %why, "{what} failed, may retry");
+                    last = why;
+                    let wait = after.map(|a| a.min(self.cfg.retry_after_cap)).unwrap_or_else(|| retry::backoff(attempt, Duration::from_secs(4)));
+                    if attempt + 1 >= self.cfg.max_attempts || start.elapsed() + wait >= self.cfg.deadline {
+                        break;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        Err(Error::Unreachable(format!(
+            "NetSuite {what} at {} is unreachable or failing ({last}) after {:.0?}; check the network and NetSuite status, then try again",
+            redact_url(url),
+            start.elapsed()
+        )))
+    }
+
+    async fn once(&self, rb: reqwest::RequestBuilder, what: &str) -> Attempt {
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Retry { why: describe_reqwest(&e), after: None },
+        };
+        let status = resp.status().as_u16();
+        let header = |name: reqwest::header::HeaderName| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let date = header(reqwest::header::DATE);
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| parse_retry_after(&v));
+        if status == 429 || (500..600).contains(&status) {
+            return Attempt::Retry { why: format!("HTTP {status}"), after: if status == 429 || status == 503 { retry_after } else { None } };
+        }
+        match read_capped(resp, self.cfg.body_limit).await {
+            Ok(body) => Attempt::Done(Response { status, body, date, content_type }),
+            Err(BodyError::TooLarge) => Attempt::Fail(Error::Unreachable(format!(
+                "NetSuite {what} sent an answer larger than {} KiB; this is not NetSuite's normal answer (a proxy?); nothing was stored",
+                self.cfg.body_limit / 1024
+            ))),
+            Err(BodyError::Io(why)) => Attempt::Retry { why, after: None },
+        }
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Io(String),
+}
+
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|l| l > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if out.len() + c.len() > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                out.extend_from_slice(&c);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(BodyError::Io(describe_reqwest(&e))),
+        }
+    }
+}
+
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc2822).ok()?;
+    let d = when - time::OffsetDateTime::now_utc();
+    Some(Duration::from_secs_f64(d.as_seconds_f64().max(0.0)))
+}
+
+/// A one-line description of a transport error, without URLs' query strings.
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else {
+        "request failed"
+    };
+    let mut root: &dyn std::error::Error = e;
+    while let Some(s) = root.source() {
+        root = s;
+    }
+    let detail = root.to_string();
+    if detail.is_empty() || e.is_timeout() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {}", detail.chars().take(160).collect::<String>())
+    }
+}
+
+/// The URL without query or credentials, for messages.
+pub fn redact_url(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT").is_some());
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn redacts_query() {
+        let u = Url::parse("https://u:p@host/path?code=SECRET").unwrap();
+        assert_eq!(redact_url(&u), "https://host/path");
+    }
+}

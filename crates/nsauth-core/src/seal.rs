@@ -1,0 +1,269 @@
+//! Encryption at rest for the local stores (SQLite, file).
+//!
+//! Records are serialised to JSON and sealed with XChaCha20-Poly1305. The associated data
+//! binds a sealed record to its profile name, so a record copied under another name does
+//! not open. The 32-byte key comes from `NSAUTH_STORE_KEY` (base64) or from a key file that
+//! is created with mode 0600 on first use.
+
+use crate::profile::ProfileName;
+use crate::store::{Record, StoreError, RECORD_SCHEMA};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Environment variable holding a base64 32-byte store key.
+pub const STORE_KEY_ENV: &str = "NSAUTH_STORE_KEY";
+/// Environment variable naming the key file.
+pub const STORE_KEY_FILE_ENV: &str = "NSAUTH_STORE_KEY_FILE";
+
+const PREFIX: &str = "nsauth-sealed-v1";
+
+/// A 32-byte store key. Zeroed on drop, redacted in `Debug`.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct StoreKey([u8; 32]);
+
+impl std::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreKey(id={})", self.id())
+    }
+}
+
+impl StoreKey {
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut b = [0u8; 32];
+        getrandom::getrandom(&mut b).expect("OS random source");
+        Self(b)
+    }
+
+    /// Parses a base64 key (32 bytes).
+    pub fn from_base64(s: &str) -> Result<Self, String> {
+        let mut bytes = B64.decode(s.trim()).map_err(|_| "the store key is not valid base64".to_string())?;
+        if bytes.len() != 32 {
+            bytes.zeroize();
+            return Err("the store key must be 32 bytes, base64-encoded (try: head -c32 /dev/urandom | base64)".into());
+        }
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&bytes);
+        bytes.zeroize();
+        Ok(Self(k))
+    }
+
+    /// A public identifier of the key (first 8 hex digits of its SHA-256).
+    pub fn id(&self) -> String {
+        hex::encode(&sha2::Sha256::digest(self.0)[..4])
+    }
+
+    /// The default key file: `$NSAUTH_STORE_KEY_FILE`, else `$XDG_CONFIG_HOME/nsauth/store.key`
+    /// (`~/.config/nsauth/store.key`).
+    pub fn default_key_file() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os(STORE_KEY_FILE_ENV).filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(base.join("nsauth").join("store.key"))
+    }
+
+    /// Resolves the key: `NSAUTH_STORE_KEY`, else `key_file` (or the default key file),
+    /// created 0600 with a random key if missing.
+    pub fn resolve(key_file: Option<&Path>) -> Result<Self, StoreError> {
+        if let Ok(v) = std::env::var(STORE_KEY_ENV) {
+            if !v.is_empty() {
+                return Self::from_base64(&v).map_err(|e| StoreError::Denied(format!("{STORE_KEY_ENV}: {e}")));
+            }
+        }
+        let path = match key_file {
+            Some(p) => p.to_path_buf(),
+            None => Self::default_key_file().ok_or_else(|| StoreError::Denied(format!(
+                "no store key: set {STORE_KEY_ENV} or {STORE_KEY_FILE_ENV}, or HOME"
+            )))?,
+        };
+        Self::load_or_create(&path)
+    }
+
+    fn load_or_create(path: &Path) -> Result<Self, StoreError> {
+        let unavailable = |what: &str, e: std::io::Error| StoreError::Unavailable {
+            message: format!("cannot {what} key file {}: {e}", path.display()),
+            retryable: false,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(s) => return Self::from_base64(&s).map_err(|e| StoreError::Corrupt { what: format!("key file {}", path.display()), why: e }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unavailable("read", e)),
+        }
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir).map_err(|e| unavailable("create the directory of", e))?;
+        }
+        let key = Self::generate();
+        let mut encoded = B64.encode(key.0);
+        encoded.push('\n');
+        // Create-only so two first runs racing each other agree on one key.
+        let written = write_new_private(path, encoded.as_bytes());
+        encoded.zeroize();
+        match written {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
+            Err(e) => Err(unavailable("create", e)),
+        }
+    }
+
+    /// Seals `plaintext` for the record named `name`.
+    pub fn seal(&self, name: &ProfileName, plaintext: &[u8]) -> String {
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let mut nonce = [0u8; 24];
+        getrandom::getrandom(&mut nonce).expect("OS random source");
+        let aad = aad(name);
+        let ct = cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .expect("encryption cannot fail for in-memory buffers");
+        let mut out = Vec::with_capacity(24 + ct.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        format!("{PREFIX}:{}:{}", self.id(), B64.encode(out))
+    }
+
+    /// Opens a sealed string. Errors say whether the key is wrong or the data damaged.
+    pub fn open(&self, name: &ProfileName, sealed: &str) -> Result<Vec<u8>, StoreError> {
+        let corrupt = |why: String| StoreError::Corrupt { what: format!("for profile {:?}", name.as_str()), why };
+        let mut parts = sealed.trim().splitn(3, ':');
+        let (Some(PREFIX), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(corrupt("it is not an nsauth sealed record".into()));
+        };
+        if key_id != self.id() {
+            return Err(corrupt(format!(
+                "it was encrypted with store key {key_id}, but the current key is {}; set {STORE_KEY_ENV} or {STORE_KEY_FILE_ENV} to the right key",
+                self.id()
+            )));
+        }
+        let raw = B64.decode(body).map_err(|_| corrupt("its ciphertext is not valid base64".into()))?;
+        if raw.len() < 24 + 16 {
+            return Err(corrupt("its ciphertext is truncated".into()));
+        }
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let aad = aad(name);
+        cipher
+            .decrypt(XNonce::from_slice(&raw[..24]), Payload { msg: &raw[24..], aad: &aad })
+            .map_err(|_| corrupt("authentication failed (damaged, or sealed for another profile)".into()))
+    }
+
+    /// Serialises and seals a record.
+    pub fn seal_record(&self, name: &ProfileName, record: &Record) -> String {
+        let mut json = serde_json::to_vec(record).expect("records serialise");
+        let sealed = self.seal(name, &json);
+        json.zeroize();
+        sealed
+    }
+
+    /// Opens and parses a record, refusing schemas newer than this build understands.
+    pub fn open_record(&self, name: &ProfileName, sealed: &str) -> Result<Record, StoreError> {
+        let mut json = self.open(name, sealed)?;
+        let parsed = decode_record(&json).map_err(|why| StoreError::Corrupt { what: format!("for profile {:?}", name.as_str()), why });
+        json.zeroize();
+        parsed
+    }
+}
+
+/// Parses record JSON, checking its schema number.
+pub fn decode_record(json: &[u8]) -> Result<Record, String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        schema: u32,
+    }
+    let head: Head = serde_json::from_slice(json).map_err(|e| format!("not a record ({})", e.classify_name()))?;
+    if head.schema > RECORD_SCHEMA {
+        return Err(format!("it has schema {} but this nsauth reads up to {RECORD_SCHEMA}; upgrade nsauth", head.schema));
+    }
+    serde_json::from_slice(json).map_err(|e| format!("not a valid record ({})", e.classify_name()))
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> String;
+}
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> String {
+        // Line/column only: never echo data, it may hold secrets.
+        format!("{:?} at line {} column {}", self.classify(), self.line(), self.column())
+    }
+}
+
+fn aad(name: &ProfileName) -> Vec<u8> {
+    let mut a = b"nsauth-record:".to_vec();
+    a.extend_from_slice(name.as_str().as_bytes());
+    a
+}
+
+/// Creates a directory (and parents) with mode 0700 on Unix.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Writes a new file with mode 0600; fails if it exists.
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_binding() {
+        let k = StoreKey::generate();
+        let a = ProfileName::parse("a").unwrap();
+        let b = ProfileName::parse("b").unwrap();
+        let s = k.seal(&a, b"top secret");
+        assert!(!s.contains("top secret"));
+        assert_eq!(k.open(&a, &s).unwrap(), b"top secret");
+        assert!(matches!(k.open(&b, &s), Err(StoreError::Corrupt { .. })));
+        let other = StoreKey::generate();
+        let err = other.open(&a, &s).unwrap_err().to_string();
+        assert!(err.contains("store key"), "{err}");
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/store.key");
+        let k1 = StoreKey::load_or_create(&path).unwrap();
+        let k2 = StoreKey::load_or_create(&path).unwrap();
+        assert_eq!(k1.id(), k2.id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Helpers for the end-to-end tests: run the real `nsauth` binary against the in-process
+//! NetSuite emulator, with a throwaway store and home directory.
+#![allow(missing_docs)]
+
+use nsauth_emulator::{ClientSpec, Emulator};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "tester@example.com";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const PUBLIC_CLIENT: &str = "e2e-public-client";
+pub const CONF_CLIENT: &str = "e2e-confidential-client";
+pub const CLIENT_SECRET: &str = "e2e-client-secret-9f8e7d6c5b4a";
+pub const REDIRECT: &str = "https://nsauth.example.com/callback";
+
+/// The `nsauth` binary under test: `$NSAUTH_BIN`, else the one beside the test executable
+/// (built by `cargo xtask test`).
+pub fn nsauth_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NSAUTH_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(format!("nsauth{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} is missing: run `cargo build -p nsauth-cli` (cargo xtask test does)", bin.display());
+    bin
+}
+
+/// Which local store a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Sqlite,
+    File,
+}
+
+pub const KINDS: [Kind; 2] = [Kind::Sqlite, Kind::File];
+
+/// A sandbox: temp HOME, a store, and a fixed store key.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub store_uri: String,
+    pub store_path: PathBuf,
+    pub key_b64: String,
+}
+
+impl Sandbox {
+    pub fn new(kind: Kind) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store_uri, store_path) = match kind {
+            Kind::Sqlite => {
+                let p = dir.path().join("data/nsauth.db");
+                (format!("sqlite://{}", p.display()), p)
+            }
+            Kind::File => {
+                let p = dir.path().join("data/profiles");
+                (format!("file://{}", p.display()), p)
+            }
+        };
+        // A fixed, test-only key: 32 bytes of 0x2a.
+        let key_b64 = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned();
+        Self { dir, store_uri, store_path, key_b64 }
+    }
+
+    /// A command with a clean environment pointing at this sandbox.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(nsauth_bin());
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("XDG_DATA_HOME", self.dir.path().join("share"))
+            .env("NSAUTH_STORE", &self.store_uri)
+            .env("NSAUTH_STORE_KEY", &self.key_b64)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `nsauth ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run nsauth")
+    }
+
+    /// Runs with stdin.
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = self.cmd().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_ok(&out, args);
+        String::from_utf8(out.stdout).expect("utf8 stdout")
+    }
+
+    /// Every byte under the sandbox's data directory (store files, key files, WAL...).
+    pub fn store_bytes(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(&self.dir.path().join("data"), &mut out);
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p, b));
+        }
+    }
+}
+
+pub fn assert_ok(out: &Output, args: &[&str]) {
+    assert!(
+        out.status.success(),
+        "nsauth {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn assert_exit(out: &Output, code: i32, args: &[&str]) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "nsauth {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `true` when `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// An emulator with a user, a public and a confidential client (redirect: [`REDIRECT`]).
+pub async fn emulator() -> Emulator {
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr")).await.expect("start emulator");
+    emu.add_user(USER, PASSWORD);
+    emu.add_client(ClientSpec::public(PUBLIC_CLIENT, REDIRECT));
+    emu.add_client(ClientSpec::confidential(CONF_CLIENT, CLIENT_SECRET, REDIRECT));
+    emu
+}
+
+/// `profile set` for the public client against `emu`.
+pub fn set_public_profile(sb: &Sandbox, emu: &Emulator, profile: &str) {
+    let base = emu.base_url();
+    sb.ok(&[
+        "profile", "set", profile, "--account-id", emu.account_id(), "--client-id", PUBLIC_CLIENT, "--redirect-uri", REDIRECT,
+        "--scope", "rest_webservices", "--base-url", &base,
+    ]);
+}
+
+/// `profile set` for the confidential client, secret through stdin.
+pub fn set_confidential_profile(sb: &Sandbox, emu: &Emulator, profile: &str) {
+    let base = emu.base_url();
+    let args = [
+        "profile", "set", profile, "--account-id", emu.account_id(), "--client-id", CONF_CLIENT, "--redirect-uri", REDIRECT,
+        "--scope", "rest_webservices", "--scope", "restlets", "--base-url", &base, "--client-secret-stdin",
+    ];
+    let out = sb.run_stdin(&args, &format!("{CLIENT_SECRET}\n"));
+    assert_ok(&out, &args);
+}
+
+/// `login start` in one process, the user's browser, `login finish` in another.
+pub async fn login(sb: &Sandbox, profile: &str) {
+    let url = sb.ok(&["--profile", profile, "login", "start"]);
+    let url = url.trim().to_owned();
+    assert!(url.starts_with("http"), "login start printed {url:?}");
+    let landed = nsauth_emulator::browser_login(&url, USER, PASSWORD, true).await.expect("browser login");
+    sb.ok(&["--profile", profile, "login", "finish", &landed]);
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub fn poll<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Calls the emulator's REST API with a token; `true` when accepted.
+pub async fn token_works(emu: &Emulator, token: &str) -> bool {
+    let url = format!("{}/services/rest/record/v1/metadata-catalog", emu.base_url());
+    reqwest::Client::new().get(url).bearer_auth(token).send().await.map(|r| r.status().is_success()).unwrap_or(false)
+}

@@ -1,0 +1,83 @@
+//! `cargo xtask ci | test | lint`: the project's automation, with no dependencies.
+//!
+//! `cargo xtask ci` runs exactly what CI runs: format check, clippy with `-D warnings`,
+//! `cargo deny check`, then `cargo xtask test`.
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => lint().and_then(|()| deny()).and_then(|()| test(&args[1..])),
+        Some("lint") => lint(),
+        Some("deny") => deny(),
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|lint|deny|test> [-- test args]");
+            eprintln!("  ci    format check, clippy -D warnings, cargo deny, then all tests (what .ci/run does)");
+            eprintln!("  test  build the nsauth binary and run every test of the workspace");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn lint() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+}
+
+fn deny() -> Result<(), String> {
+    let have = Command::new("cargo-deny").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have {
+        run(cargo().args(["install", "--locked", "cargo-deny"]))?;
+    }
+    run(cargo().args(["deny", "--all-features", "check", "bans", "licenses", "sources"]))?;
+    // The advisory database lives on GitHub; CI machines that only reach package registries
+    // cannot fetch it. Run the check where it can be fetched and say so where it cannot.
+    let out = cargo()
+        .args(["deny", "--all-features", "check", "advisories"])
+        .output()
+        .map_err(|e| format!("cannot run cargo deny: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Ok(())
+    } else if text.contains("failed to fetch") || text.contains("resolve") || text.contains("advisory database") && text.contains("open") {
+        eprintln!("xtask: WARNING: the RustSec advisory database cannot be fetched here; advisories not checked");
+        Ok(())
+    } else {
+        eprintln!("{text}");
+        Err("cargo deny check advisories failed".into())
+    }
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    // The end-to-end tests run the real `nsauth` binary: build it first.
+    run(cargo().args(["build", "-p", "nsauth-cli", "--bins"]))?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    if !extra.is_empty() {
+        cmd.args(extra);
+    }
+    run(&mut cmd)
+}
