@@ -213,3 +213,17 @@ async fn no_secret_in_output_or_store_bytes() {
         assert!(shown.contains("[redacted]"));
     }
 }
+
+#[test]
+fn demo_walks_through_every_step() {
+    let sb = Sandbox::new(Kind::Sqlite);
+    let out = sb.cmd().env_remove("NSAUTH_STORE").env_remove("NSAUTH_STORE_KEY").arg("demo").output().unwrap();
+    assert_ok(&out, &["demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for step in ["profile", "login", "token", "refresh", "status", "revoke"] {
+        assert!(text.contains(step), "demo output lacks {step}: {text}");
+    }
+    assert!(text.contains("done:"), "{text}");
+    // The demo uses a throwaway store: nothing is left in the user's default store.
+    assert!(!sb.dir.path().join("share/nsauth/nsauth.db").exists());
+}

@@ -162,8 +162,9 @@ async fn handle(req: Request<Incoming>, path: &str, state: &str, tx: &mpsc::Send
     if !has("code") && !has("error") {
         return page(StatusCode::BAD_REQUEST, "Missing code", "The redirect carries no authorization code. Still waiting.");
     }
+    let is_error = has("error");
     let _ = tx.try_send(query);
-    if has("error") {
+    if is_error {
         page(StatusCode::OK, "Login not completed", "NetSuite did not authorise the request. See the terminal for details; you can close this tab.")
     } else {
         page(StatusCode::OK, "Logged in", "nsauth received the authorization. You can close this tab and return to the terminal.")

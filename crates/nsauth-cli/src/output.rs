@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 /// RFC 3339 or null.
 pub fn rfc3339(t: Option<OffsetDateTime>) -> Value {
-    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).map(Value::String).unwrap_or(Value::Null)
+    t.and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&time::format_description::well_known::Rfc3339).ok()).map(Value::String).unwrap_or(Value::Null)
 }
 
 /// A profile as JSON, secrets redacted.

@@ -158,6 +158,12 @@ impl Broker {
                     Ok((tokens, Outcome::Refreshed))
                 }
                 Err(e) => {
+                    let e = match e {
+                        Error::LoginNeeded(m) if leased.profile.grant == GrantKind::AuthorizationCode => {
+                            Error::LoginNeeded(format!("{m}; run: nsauth login --profile {name}"))
+                        }
+                        other => other,
+                    };
                     self.release_with_failure(name, leased, lease_version, &e).await;
                     Err(e)
                 }

@@ -138,6 +138,18 @@ impl Http {
 
     /// Sends an arbitrary request built by `build`, with the same retry policy.
     pub async fn send(&self, what: &str, url: &Url, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Response, Error> {
+        self.send_with(what, url, true, build).await
+    }
+
+    /// Like [`Http::send`]; when `idempotent` is false the request is retried only when it
+    /// never reached the server (connection failures) or the server asked for a retry (429).
+    pub async fn send_with(
+        &self,
+        what: &str,
+        url: &Url,
+        idempotent: bool,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response, Error> {
         let start = Instant::now();
         let mut last = String::new();
         for attempt in 0..self.cfg.max_attempts {
@@ -146,7 +158,7 @@ impl Http {
                 break;
             }
             let timeout = self.cfg.request_timeout.min(remaining);
-            match self.once(build(self.client()).timeout(timeout), what).await {
+            match self.once(build(self.client()).timeout(timeout), what, idempotent).await {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { why, after } => {
@@ -167,17 +179,18 @@ impl Http {
         )))
     }
 
-    async fn once(&self, rb: reqwest::RequestBuilder, what: &str) -> Attempt {
+    async fn once(&self, rb: reqwest::RequestBuilder, what: &str, idempotent: bool) -> Attempt {
         let resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) => return Attempt::Retry { why: describe_reqwest(&e), after: None },
+            Err(e) if idempotent || e.is_connect() => return Attempt::Retry { why: describe_reqwest(&e), after: None },
+            Err(e) => return Attempt::Fail(Error::Unreachable(format!("NetSuite {what}: {}; not retried because the request may have been processed", describe_reqwest(&e)))),
         };
         let status = resp.status().as_u16();
         let header = |name: reqwest::header::HeaderName| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let date = header(reqwest::header::DATE);
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| parse_retry_after(&v));
-        if status == 429 || (500..600).contains(&status) {
+        if status == 429 || (idempotent && (500..600).contains(&status)) {
             return Attempt::Retry { why: format!("HTTP {status}"), after: if status == 429 || status == 503 { retry_after } else { None } };
         }
         match read_capped(resp, self.cfg.body_limit).await {

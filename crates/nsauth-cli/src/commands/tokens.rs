@@ -181,7 +181,7 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
         .map_err(|e| Error::Invalid(format!("invalid API path {path:?}: {e}")))?;
     let resp = broker
         .http()
-        .send("REST API", &url, |c| {
+        .send_with("REST API", &url, matches!(method, reqwest::Method::GET | reqwest::Method::HEAD), |c| {
             let mut rb = c.request(method.clone(), url.clone()).bearer_auth(tokens.access_token.secret());
             if let Some(b) = &body {
                 rb = rb.header("content-type", "application/json").header("prefer", "transient").body(b.clone());

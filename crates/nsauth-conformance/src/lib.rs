@@ -1,0 +1,91 @@
+//! # nsauth-conformance
+//!
+//! The one behaviour suite every [`TokenStore`] backend runs. A backend passes it or it does
+//! not ship.
+//!
+//! The checks are plain `async fn`s over a [`Fixture`], which opens new, independent handles
+//! (connections, clients) to one underlying store, so that the concurrency checks exercise
+//! compare-and-swap across handles the way separate processes would. Every check uses profile
+//! names with a random prefix and cleans up after itself, so checks can share one live server.
+//!
+//! A backend's `tests/conformance.rs` turns the suite into one test per check:
+//!
+//! ```ignore
+//! use async_trait::async_trait;
+//! use nsauth_conformance::Fixture;
+//! use nsauth_core::TokenStore;
+//! use std::sync::Arc;
+//!
+//! struct MyFixture { /* a temp dir, a server address, ... */ }
+//!
+//! #[async_trait]
+//! impl Fixture for MyFixture {
+//!     async fn open(&self) -> Arc<dyn TokenStore> {
+//!         Arc::new(MyStore::connect(/* ... */).unwrap())
+//!     }
+//! }
+//!
+//! nsauth_conformance::store_suite!(MyFixture::new());
+//! ```
+//!
+//! The generated tests use `#[tokio::test]`, so the calling crate needs `tokio` with the
+//! `macros` and `rt-multi-thread` features.
+#![warn(missing_docs)]
+
+mod checks;
+mod sample;
+mod stress;
+
+pub use checks::{cas_conflict, create_only, delete, list, missing_is_none, round_trip};
+pub use sample::{jwt_like, sample_record, unique_name};
+pub use stress::{concurrent_writers, large_record, odd_names};
+
+use async_trait::async_trait;
+use nsauth_core::TokenStore;
+use std::sync::Arc;
+
+/// Opens handles to the store under test.
+#[async_trait]
+pub trait Fixture: Send + Sync {
+    /// A new, independent handle (its own connection or client) to the same underlying
+    /// store every other call returns. Panics if the store cannot be opened.
+    async fn open(&self) -> Arc<dyn TokenStore>;
+}
+
+/// Expands to one `#[tokio::test]` per conformance check, each building its fixture with
+/// the given expression (which may `.await`).
+///
+/// ```ignore
+/// nsauth_conformance::store_suite!(SqliteFixture::new());
+/// ```
+#[macro_export]
+macro_rules! store_suite {
+    ($fixture:expr) => {
+        $crate::__store_tests! { $fixture;
+            round_trip => $crate::round_trip,
+            create_only => $crate::create_only,
+            cas_conflict => $crate::cas_conflict,
+            delete => $crate::delete,
+            list => $crate::list,
+            missing_is_none => $crate::missing_is_none,
+            large_record => $crate::large_record,
+            odd_names => $crate::odd_names,
+            concurrent_writers => $crate::concurrent_writers,
+        }
+    };
+}
+
+/// Implementation detail of [`store_suite!`]: one test per `name => check` pair.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_tests {
+    ($fixture:expr; $($name:ident => $check:path),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let fixture = $fixture;
+                $check(&fixture).await;
+            }
+        )*
+    };
+}
