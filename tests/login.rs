@@ -14,8 +14,14 @@ async fn login_start_finish_then_token_on_both_stores() {
         set_public_profile(&sb, &emu, "prod");
         login(&sb, "prod").await;
         let token = sb.ok(&["--profile", "prod", "token"]);
-        assert!(token.ends_with('\n') && token.trim().lines().count() == 1, "{kind:?}: token output {token:?}");
-        assert!(token_works(&emu, token.trim()).await, "{kind:?}: the printed token is refused by the API");
+        assert!(
+            token.ends_with('\n') && token.trim().lines().count() == 1,
+            "{kind:?}: token output {token:?}"
+        );
+        assert!(
+            token_works(&emu, token.trim()).await,
+            "{kind:?}: the printed token is refused by the API"
+        );
         // Same token from the cache the second time.
         assert_eq!(sb.ok(&["--profile", "prod", "token"]), token, "{kind:?}");
     }
@@ -30,23 +36,36 @@ async fn finish_refuses_wrong_state_and_reused_redirect() {
     let sb = Sandbox::new(Kind::Sqlite);
     set_confidential_profile(&sb, &emu, "p");
     let url = sb.ok(&["--profile", "p", "login", "start"]);
-    let landed = nsauth_emulator::browser_login(url.trim(), USER, PASSWORD, true).await.unwrap();
+    let landed = nsauth_emulator::browser_login(url.trim(), USER, PASSWORD, true)
+        .await
+        .unwrap();
     let forged = landed.replace("state=", "state=x");
     let out = sb.run(&["--profile", "p", "login", "finish", &forged]);
     assert_exit(&out, 2, &["login finish forged"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches no pending login"));
     // The real one still works, through stdin, exactly once.
-    let out = sb.run_stdin(&["--profile", "p", "login", "finish", "-"], &format!("{landed}\n"));
+    let out = sb.run_stdin(
+        &["--profile", "p", "login", "finish", "-"],
+        &format!("{landed}\n"),
+    );
     assert_ok(&out, &["login finish -"]);
     let again = sb.run(&["--profile", "p", "login", "finish", &landed]);
     assert_exit(&again, 2, &["login finish again"]);
-    assert_eq!(emu.counters().authorization_code, 1, "a code must be exchanged only once");
+    assert_eq!(
+        emu.counters().authorization_code,
+        1,
+        "a code must be exchanged only once"
+    );
     let err = nsauth_emulator::browser_login(url.trim(), USER, "wrong password", true).await;
     assert!(err.is_err(), "the emulator must refuse a wrong password");
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,15 +73,36 @@ async fn interactive_https_loopback_login() {
     let emu = emulator().await;
     let port = free_port();
     let redirect = format!("https://127.0.0.1:{port}/callback");
-    emu.add_client(nsauth_emulator::ClientSpec::public("loopback-client", &redirect));
+    emu.add_client(nsauth_emulator::ClientSpec::public(
+        "loopback-client",
+        &redirect,
+    ));
     let sb = Sandbox::new(Kind::File);
     sb.ok(&[
-        "profile", "set", "dev", "--account-id", emu.account_id(), "--client-id", "loopback-client", "--redirect-uri", &redirect,
-        "--scope", "rest_webservices", "--base-url", &emu.base_url(),
+        "profile",
+        "set",
+        "dev",
+        "--account-id",
+        emu.account_id(),
+        "--client-id",
+        "loopback-client",
+        "--redirect-uri",
+        &redirect,
+        "--scope",
+        "rest_webservices",
+        "--base-url",
+        &emu.base_url(),
     ]);
     let mut child = sb
         .cmd()
-        .args(["--profile", "dev", "login", "--no-browser", "--timeout", "60"])
+        .args([
+            "--profile",
+            "dev",
+            "login",
+            "--no-browser",
+            "--timeout",
+            "60",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -75,25 +115,53 @@ async fn interactive_https_loopback_login() {
         }
     });
     let url = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("nsauth printed no authorization URL");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("nsauth printed no authorization URL");
         if let Some(u) = line.trim().strip_prefix("http") {
             break format!("http{u}");
         }
     };
-    let browser = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let browser = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
     // Wrong state, a POST and a missing code are refused; the listener keeps waiting.
-    let bad = browser.get(format!("{redirect}?code=abc&state=not-the-state")).send().await.unwrap();
+    let bad = browser
+        .get(format!("{redirect}?code=abc&state=not-the-state"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
-    let post = browser.post(format!("{redirect}?code=abc")).send().await.unwrap();
+    let post = browser
+        .post(format!("{redirect}?code=abc"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(post.status(), 405);
-    let state = url::Url::parse(&url).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
-    let missing = browser.get(format!("{redirect}?state={state}")).send().await.unwrap();
+    let state = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let missing = browser
+        .get(format!("{redirect}?state={state}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 400);
-    let landed = nsauth_emulator::browser_login(&url, USER, PASSWORD, true).await.unwrap();
+    let landed = nsauth_emulator::browser_login(&url, USER, PASSWORD, true)
+        .await
+        .unwrap();
     let page = browser.get(&landed).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Logged in"));
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "interactive login exited with {status}");
     let token = sb.ok(&["--profile", "dev", "token"]);
     assert!(token_works(&emu, token.trim()).await);
@@ -104,26 +172,73 @@ async fn bad_account_ids_exit_2_and_store_nothing() {
     let emu = emulator().await;
     for kind in KINDS {
         let sb = Sandbox::new(kind);
-        for bad in ["123.evil.com", "abc", "1234567_SB", "1234567/../x", "", "1234567 _SB1"] {
+        for bad in [
+            "123.evil.com",
+            "abc",
+            "1234567_SB",
+            "1234567/../x",
+            "",
+            "1234567 _SB1",
+        ] {
             let args = [
-                "profile", "set", "p", "--account-id", bad, "--client-id", PUBLIC_CLIENT, "--redirect-uri", REDIRECT, "--scope",
-                "rest_webservices", "--base-url", &emu.base_url(),
+                "profile",
+                "set",
+                "p",
+                "--account-id",
+                bad,
+                "--client-id",
+                PUBLIC_CLIENT,
+                "--redirect-uri",
+                REDIRECT,
+                "--scope",
+                "rest_webservices",
+                "--base-url",
+                &emu.base_url(),
             ];
             let out = sb.run(&args);
             assert_exit(&out, 2, &args);
             let err = String::from_utf8_lossy(&out.stderr);
-            assert!(err.contains("account ID") && err.lines().count() == 1, "{err}");
+            assert!(
+                err.contains("account ID") && err.lines().count() == 1,
+                "{err}"
+            );
         }
-        assert_eq!(sb.ok(&["profile", "list"]).trim(), "", "{kind:?}: nothing may be stored");
-        for (flag, val) in [("--redirect-uri", "http://example.com/cb"), ("--scope", "openid"), ("--base-url", "http://example.com")] {
+        assert_eq!(
+            sb.ok(&["profile", "list"]).trim(),
+            "",
+            "{kind:?}: nothing may be stored"
+        );
+        for (flag, val) in [
+            ("--redirect-uri", "http://example.com/cb"),
+            ("--scope", "openid"),
+            ("--base-url", "http://example.com"),
+        ] {
             let mut args = vec![
-                "profile", "set", "p", "--account-id", "1234567", "--client-id", "c", "--redirect-uri", REDIRECT, "--scope", "restlets",
+                "profile",
+                "set",
+                "p",
+                "--account-id",
+                "1234567",
+                "--client-id",
+                "c",
+                "--redirect-uri",
+                REDIRECT,
+                "--scope",
+                "restlets",
             ];
             args.extend([flag, val]);
             let out = sb.run(&args);
             assert_exit(&out, 2, &args);
         }
-        let out = sb.run(&["profile", "set", "../etc", "--account-id", "1234567", "--client-id", "c"]);
+        let out = sb.run(&[
+            "profile",
+            "set",
+            "../etc",
+            "--account-id",
+            "1234567",
+            "--client-id",
+            "c",
+        ]);
         assert_exit(&out, 2, &["profile set ../etc"]);
     }
 }
@@ -141,35 +256,55 @@ async fn status_check_revoke_exec() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nsauth login --profile ops"));
     login(&sb, "ops").await;
     sb.ok(&["--profile", "ops", "check", "--within", "48h"]);
-    let st: serde_json::Value = serde_json::from_str(&sb.ok(&["--profile", "ops", "status", "--json"])).unwrap();
+    let st: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["--profile", "ops", "status", "--json"])).unwrap();
     assert_eq!(st["health"], "ok");
     assert_eq!(st["grant"], "authorization-code");
     assert_eq!(st["account_id"], emu.account_id());
-    assert!(st["access_token_expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(st["access_token_expires_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
     assert!(st["refresh_token_expires_at"].is_string());
     // A window longer than the refresh token's life: exit 3.
     let out = sb.run(&["--profile", "ops", "check", "--within", "30d"]);
     assert_exit(&out, 3, &["check --within 30d"]);
-    let all: serde_json::Value = serde_json::from_str(&sb.ok(&["status", "--all", "--json"])).unwrap();
+    let all: serde_json::Value =
+        serde_json::from_str(&sb.ok(&["status", "--all", "--json"])).unwrap();
     assert_eq!(all.as_array().unwrap().len(), 1);
 
     // exec passes the token and account to the child.
     let out = sb.run(&["--profile", "ops", "exec", "--", "sh", "-c", "test -n \"$NETSUITE_ACCESS_TOKEN\" && echo \"$NETSUITE_ACCOUNT_ID $NETSUITE_REST_URL\" && exit 7"]);
     assert_exit(&out, 7, &["exec"]);
     let line = String::from_utf8_lossy(&out.stdout);
-    assert!(line.starts_with(emu.account_id()) && line.contains("/services/rest/"), "{line}");
+    assert!(
+        line.starts_with(emu.account_id()) && line.contains("/services/rest/"),
+        "{line}"
+    );
 
     // api uses the token.
-    let body = sb.ok(&["--profile", "ops", "api", "GET", "record/v1/metadata-catalog"]);
+    let body = sb.ok(&[
+        "--profile",
+        "ops",
+        "api",
+        "GET",
+        "record/v1/metadata-catalog",
+    ]);
     assert!(!body.is_empty());
 
     let token = sb.ok(&["--profile", "ops", "token"]);
     sb.ok(&["--profile", "ops", "revoke"]);
-    assert!(!token_works(&emu, token.trim()).await, "revoke must end the access token too");
+    assert!(
+        !token_works(&emu, token.trim()).await,
+        "revoke must end the access token too"
+    );
     assert_eq!(emu.counters().revoke, 1);
     let out = sb.run(&["--profile", "ops", "token"]);
     assert_exit(&out, 3, &["token after revoke"]);
-    assert!(sb.ok(&["profile", "list"]).contains("ops"), "revoke keeps the profile");
+    assert!(
+        sb.ok(&["profile", "list"]).contains("ops"),
+        "revoke keeps the profile"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,10 +337,17 @@ async fn no_secret_in_output_or_store_bytes() {
         assert!(!files.is_empty());
         for secret in [CLIENT_SECRET, &token, &fresh] {
             for o in &outputs {
-                assert!(!contains(o, secret), "{kind:?}: a secret appeared in command output");
+                assert!(
+                    !contains(o, secret),
+                    "{kind:?}: a secret appeared in command output"
+                );
             }
             for (path, bytes) in &files {
-                assert!(!contains(bytes, secret), "{kind:?}: a secret appeared in plaintext in {}", path.display());
+                assert!(
+                    !contains(bytes, secret),
+                    "{kind:?}: a secret appeared in plaintext in {}",
+                    path.display()
+                );
             }
         }
         // The refresh token is a JWT: no part of its signature may be on disk either.
@@ -217,7 +359,13 @@ async fn no_secret_in_output_or_store_bytes() {
 #[test]
 fn demo_walks_through_every_step() {
     let sb = Sandbox::new(Kind::Sqlite);
-    let out = sb.cmd().env_remove("NSAUTH_STORE").env_remove("NSAUTH_STORE_KEY").arg("demo").output().unwrap();
+    let out = sb
+        .cmd()
+        .env_remove("NSAUTH_STORE")
+        .env_remove("NSAUTH_STORE_KEY")
+        .arg("demo")
+        .output()
+        .unwrap();
     assert_ok(&out, &["demo"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for step in ["profile", "login", "token", "refresh", "status", "revoke"] {

@@ -14,7 +14,11 @@ async fn cached_then_refreshed_with_public_rotation() {
         login(&sb, "pub").await;
         let before = emu.counters().refresh_token;
         let t1 = sb.ok(&["--profile", "pub", "token"]);
-        assert_eq!(sb.ok(&["--profile", "pub", "token", "--min-ttl", "100"]), t1, "{kind:?}: valid token must come from the cache");
+        assert_eq!(
+            sb.ok(&["--profile", "pub", "token", "--min-ttl", "100"]),
+            t1,
+            "{kind:?}: valid token must come from the cache"
+        );
         assert_eq!(emu.counters().refresh_token, before);
         // Ask for more life than the token has: refresh, three times in a row. A public
         // client's refresh token is single-use, so each success proves the rotated token
@@ -27,7 +31,8 @@ async fn cached_then_refreshed_with_public_rotation() {
             last = t;
         }
         assert_eq!(emu.counters().refresh_token, before + 3, "{kind:?}");
-        let st: serde_json::Value = serde_json::from_str(&sb.ok(&["--profile", "pub", "status", "--json"])).unwrap();
+        let st: serde_json::Value =
+            serde_json::from_str(&sb.ok(&["--profile", "pub", "status", "--json"])).unwrap();
         assert_eq!(st["refresh_count"], 3);
     }
 }
@@ -54,18 +59,35 @@ async fn sixteen_concurrent_token_calls_cause_one_refresh() {
                     .unwrap()
             })
             .collect();
-        let outs: Vec<_> = tokio::task::spawn_blocking(move || children.into_iter().map(|c| c.wait_with_output().unwrap()).collect())
-            .await
-            .unwrap();
+        let outs: Vec<_> = tokio::task::spawn_blocking(move || {
+            children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect()
+        })
+        .await
+        .unwrap();
         let mut tokens = std::collections::BTreeSet::new();
         for o in &outs {
             assert_ok(o, &["token (concurrent)"]);
             tokens.insert(String::from_utf8(o.stdout.clone()).unwrap());
         }
         let after = emu.counters();
-        assert_eq!(after.refresh_token - before.refresh_token, 1, "{kind:?}: exactly one refresh must reach NetSuite");
-        assert_eq!(after.token_requests - before.token_requests, 1, "{kind:?}: no extra token requests");
-        assert_eq!(tokens.len(), 1, "{kind:?}: all 16 callers must get the winner's token");
+        assert_eq!(
+            after.refresh_token - before.refresh_token,
+            1,
+            "{kind:?}: exactly one refresh must reach NetSuite"
+        );
+        assert_eq!(
+            after.token_requests - before.token_requests,
+            1,
+            "{kind:?}: no extra token requests"
+        );
+        assert_eq!(
+            tokens.len(),
+            1,
+            "{kind:?}: all 16 callers must get the winner's token"
+        );
         assert!(token_works(&emu, tokens.first().unwrap().trim()).await);
     }
 }
@@ -81,7 +103,10 @@ async fn invalid_grant_means_login_needed() {
     let out = sb.run(&["--profile", "p", "token", "--min-ttl", "300"]);
     assert_exit(&out, 3, &["token after revoke_all"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("invalid_grant") && err.contains("nsauth login"), "{err}");
+    assert!(
+        err.contains("invalid_grant") && err.contains("nsauth login"),
+        "{err}"
+    );
     let out = sb.run(&["--profile", "p", "check"]);
     assert_exit(&out, 3, &["check after invalid_grant"]);
 }
@@ -94,13 +119,26 @@ async fn server_errors_and_429_are_retried() {
     set_confidential_profile(&sb, &emu, "p");
     login(&sb, "p").await;
     let before = emu.counters();
-    emu.inject(Fault::Status { status: 503, retry_after: None });
-    emu.inject(Fault::Status { status: 429, retry_after: Some(1) });
-    emu.inject(Fault::Status { status: 500, retry_after: None });
+    emu.inject(Fault::Status {
+        status: 503,
+        retry_after: None,
+    });
+    emu.inject(Fault::Status {
+        status: 429,
+        retry_after: Some(1),
+    });
+    emu.inject(Fault::Status {
+        status: 500,
+        retry_after: None,
+    });
     let t = sb.ok(&["--profile", "p", "token", "--min-ttl", "300"]);
     assert!(token_works(&emu, t.trim()).await);
     let after = emu.counters();
-    assert_eq!(after.token_requests - before.token_requests, 4, "three failures and one success");
+    assert_eq!(
+        after.token_requests - before.token_requests,
+        4,
+        "three failures and one success"
+    );
     assert_eq!(after.refresh_token - before.refresh_token, 1);
 }
 
@@ -115,17 +153,34 @@ async fn netsuite_down_exits_5_within_30s_and_keeps_tokens() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    sb.ok(&["profile", "set", "p", "--token-url", &format!("{dead}/token")]);
+    sb.ok(&[
+        "profile",
+        "set",
+        "p",
+        "--token-url",
+        &format!("{dead}/token"),
+    ]);
     let start = Instant::now();
     let out = sb.run(&["--profile", "p", "token", "--min-ttl", "300"]);
     assert_exit(&out, 5, &["token with NetSuite down"]);
-    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "one-line error expected: {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one-line error expected: {err}"
+    );
     // Still usable: the stored tokens were not damaged.
     sb.ok(&["profile", "set", "p", "--base-url", &emu.base_url()]);
     let t = sb.ok(&["--profile", "p", "token", "--min-ttl", "300"]);
-    assert!(token_works(&emu, t.trim()).await, "the stored refresh token must still work");
+    assert!(
+        token_works(&emu, t.trim()).await,
+        "the stored refresh token must still work"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,24 +193,50 @@ async fn corrupt_store_exits_4_and_is_untouched() {
             Kind::Sqlite => sb.store_path.clone(),
             Kind::File => sb.store_path.join("p.json"),
         };
-        let garbage = b"this is not an nsauth store \x00\x01\x02 garbage garbage garbage garbage".repeat(40);
+        let garbage =
+            b"this is not an nsauth store \x00\x01\x02 garbage garbage garbage garbage".repeat(40);
         std::fs::write(&target, &garbage).unwrap();
-        for args in [vec!["--profile", "p", "token"], vec!["profile", "set", "p", "--client-id", "x"], vec!["--profile", "p", "status"]] {
+        for args in [
+            vec!["--profile", "p", "token"],
+            vec!["profile", "set", "p", "--client-id", "x"],
+            vec!["--profile", "p", "status"],
+        ] {
             let out = sb.run(&args);
             assert_exit(&out, 4, &args);
             let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(err.trim().lines().count(), 1, "{kind:?}: one-line error expected: {err}");
+            assert_eq!(
+                err.trim().lines().count(),
+                1,
+                "{kind:?}: one-line error expected: {err}"
+            );
         }
-        assert_eq!(std::fs::read(&target).unwrap(), garbage, "{kind:?}: the damaged store must not be touched");
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            garbage,
+            "{kind:?}: the damaged store must not be touched"
+        );
         // A wrong key is an error too, not an overwrite.
         let sb2 = Sandbox::new(kind);
         set_public_profile(&sb2, &emu, "q");
         let snapshot = sb2.store_bytes();
-        let out = sb2.cmd().env("NSAUTH_STORE_KEY", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").args(["--profile", "q", "status"]).output().unwrap();
+        let out = sb2
+            .cmd()
+            .env(
+                "NSAUTH_STORE_KEY",
+                "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            )
+            .args(["--profile", "q", "status"])
+            .output()
+            .unwrap();
         assert_exit(&out, 4, &["status with the wrong key"]);
         assert!(String::from_utf8_lossy(&out.stderr).contains("store key"));
         let after = sb2.store_bytes();
-        let main_file = |v: &Vec<(std::path::PathBuf, Vec<u8>)>| v.iter().filter(|(p, _)| !p.to_string_lossy().ends_with("-shm")).cloned().collect::<Vec<_>>();
+        let main_file = |v: &Vec<(std::path::PathBuf, Vec<u8>)>| {
+            v.iter()
+                .filter(|(p, _)| !p.to_string_lossy().ends_with("-shm"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(main_file(&snapshot), main_file(&after), "{kind:?}");
     }
 }

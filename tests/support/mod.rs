@@ -23,7 +23,11 @@ pub fn nsauth_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join(format!("nsauth{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} is missing: run `cargo build -p nsauth-cli` (cargo xtask test does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p nsauth-cli` (cargo xtask test does)",
+        bin.display()
+    );
     bin
 }
 
@@ -59,7 +63,12 @@ impl Sandbox {
         };
         // A fixed, test-only key: 32 bytes of 0x2a.
         let key_b64 = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=".to_owned();
-        Self { dir, store_uri, store_path, key_b64 }
+        Self {
+            dir,
+            store_uri,
+            store_path,
+            key_b64,
+        }
     }
 
     /// A command with a clean environment pointing at this sandbox.
@@ -84,8 +93,20 @@ impl Sandbox {
     /// Runs with stdin.
     pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
         use std::io::Write;
-        let mut child = self.cmd().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
         child.wait_with_output().expect("wait")
     }
 
@@ -105,7 +126,9 @@ impl Sandbox {
 }
 
 fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -143,10 +166,16 @@ pub fn contains(hay: &[u8], needle: &str) -> bool {
 
 /// An emulator with a user, a public and a confidential client (redirect: [`REDIRECT`]).
 pub async fn emulator() -> Emulator {
-    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr")).await.expect("start emulator");
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("start emulator");
     emu.add_user(USER, PASSWORD);
     emu.add_client(ClientSpec::public(PUBLIC_CLIENT, REDIRECT));
-    emu.add_client(ClientSpec::confidential(CONF_CLIENT, CLIENT_SECRET, REDIRECT));
+    emu.add_client(ClientSpec::confidential(
+        CONF_CLIENT,
+        CLIENT_SECRET,
+        REDIRECT,
+    ));
     emu
 }
 
@@ -154,8 +183,19 @@ pub async fn emulator() -> Emulator {
 pub fn set_public_profile(sb: &Sandbox, emu: &Emulator, profile: &str) {
     let base = emu.base_url();
     sb.ok(&[
-        "profile", "set", profile, "--account-id", emu.account_id(), "--client-id", PUBLIC_CLIENT, "--redirect-uri", REDIRECT,
-        "--scope", "rest_webservices", "--base-url", &base,
+        "profile",
+        "set",
+        profile,
+        "--account-id",
+        emu.account_id(),
+        "--client-id",
+        PUBLIC_CLIENT,
+        "--redirect-uri",
+        REDIRECT,
+        "--scope",
+        "rest_webservices",
+        "--base-url",
+        &base,
     ]);
 }
 
@@ -163,8 +203,22 @@ pub fn set_public_profile(sb: &Sandbox, emu: &Emulator, profile: &str) {
 pub fn set_confidential_profile(sb: &Sandbox, emu: &Emulator, profile: &str) {
     let base = emu.base_url();
     let args = [
-        "profile", "set", profile, "--account-id", emu.account_id(), "--client-id", CONF_CLIENT, "--redirect-uri", REDIRECT,
-        "--scope", "rest_webservices", "--scope", "restlets", "--base-url", &base, "--client-secret-stdin",
+        "profile",
+        "set",
+        profile,
+        "--account-id",
+        emu.account_id(),
+        "--client-id",
+        CONF_CLIENT,
+        "--redirect-uri",
+        REDIRECT,
+        "--scope",
+        "rest_webservices",
+        "--scope",
+        "restlets",
+        "--base-url",
+        &base,
+        "--client-secret-stdin",
     ];
     let out = sb.run_stdin(&args, &format!("{CLIENT_SECRET}\n"));
     assert_ok(&out, &args);
@@ -175,7 +229,9 @@ pub async fn login(sb: &Sandbox, profile: &str) {
     let url = sb.ok(&["--profile", profile, "login", "start"]);
     let url = url.trim().to_owned();
     assert!(url.starts_with("http"), "login start printed {url:?}");
-    let landed = nsauth_emulator::browser_login(&url, USER, PASSWORD, true).await.expect("browser login");
+    let landed = nsauth_emulator::browser_login(&url, USER, PASSWORD, true)
+        .await
+        .expect("browser login");
     sb.ok(&["--profile", profile, "login", "finish", &landed]);
 }
 
@@ -195,6 +251,15 @@ pub fn poll<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T
 
 /// Calls the emulator's REST API with a token; `true` when accepted.
 pub async fn token_works(emu: &Emulator, token: &str) -> bool {
-    let url = format!("{}/services/rest/record/v1/metadata-catalog", emu.base_url());
-    reqwest::Client::new().get(url).bearer_auth(token).send().await.map(|r| r.status().is_success()).unwrap_or(false)
+    let url = format!(
+        "{}/services/rest/record/v1/metadata-catalog",
+        emu.base_url()
+    );
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
 }

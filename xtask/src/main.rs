@@ -34,7 +34,9 @@ fn cargo() -> Command {
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -44,15 +46,32 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 
 fn lint() -> Result<(), String> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 fn deny() -> Result<(), String> {
-    let have = Command::new("cargo-deny").arg("--version").output().is_ok_and(|o| o.status.success());
+    let have = Command::new("cargo-deny")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have {
         run(cargo().args(["install", "--locked", "cargo-deny"]))?;
     }
-    run(cargo().args(["deny", "--all-features", "check", "bans", "licenses", "sources"]))?;
+    run(cargo().args([
+        "deny",
+        "--all-features",
+        "check",
+        "bans",
+        "licenses",
+        "sources",
+    ]))?;
     // The advisory database lives on GitHub; CI machines that only reach package registries
     // cannot fetch it. Run the check where it can be fetched and say so where it cannot.
     let out = cargo()
@@ -62,7 +81,10 @@ fn deny() -> Result<(), String> {
     let text = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         Ok(())
-    } else if text.contains("failed to fetch") || text.contains("resolve") || text.contains("advisory database") && text.contains("open") {
+    } else if text.contains("failed to fetch")
+        || text.contains("resolve")
+        || text.contains("advisory database") && text.contains("open")
+    {
         eprintln!("xtask: WARNING: the RustSec advisory database cannot be fetched here; advisories not checked");
         Ok(())
     } else {

@@ -11,7 +11,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "NSAUTH_STORE", value_name = "URI")]
     pub store: Option<String>,
     /// The profile to use.
-    #[arg(long, global = true, env = "NSAUTH_PROFILE", default_value = "default", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "NSAUTH_PROFILE",
+        default_value = "default",
+        value_name = "NAME"
+    )]
     pub profile: String,
     /// Machine-readable output.
     #[arg(long, global = true)]

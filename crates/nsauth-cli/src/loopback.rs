@@ -20,7 +20,10 @@ pub enum Tls {
     /// Generated self-signed certificate for 127.0.0.1/localhost/::1.
     Generated,
     /// The user's certificate and key.
-    Files { cert: std::path::PathBuf, key: std::path::PathBuf },
+    Files {
+        cert: std::path::PathBuf,
+        key: std::path::PathBuf,
+    },
 }
 
 /// A bound listener.
@@ -35,9 +38,16 @@ fn server_config(tls: &Tls) -> Result<Option<rustls::ServerConfig>, Error> {
     let (certs, key): (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) = match tls {
         Tls::None => return Ok(None),
         Tls::Generated => {
-            let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into(), "::1".into()])
-                .map_err(|e| Error::Other(format!("cannot generate the loopback TLS certificate: {e}")))?;
-            let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der()).map_err(|e| Error::Other(format!("loopback TLS key: {e}")))?;
+            let ck = rcgen::generate_simple_self_signed(vec![
+                "127.0.0.1".into(),
+                "localhost".into(),
+                "::1".into(),
+            ])
+            .map_err(|e| {
+                Error::Other(format!("cannot generate the loopback TLS certificate: {e}"))
+            })?;
+            let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
+                .map_err(|e| Error::Other(format!("loopback TLS key: {e}")))?;
             (vec![ck.cert.der().clone()], key)
         }
         Tls::Files { cert, key } => (read_certs(cert)?, read_key(key)?),
@@ -57,16 +67,25 @@ fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'stat
     let certs: Result<Vec<_>, _> = rustls::pki_types::CertificateDer::pem_file_iter(path)
         .map_err(|e| Error::Invalid(format!("cannot read --tls-cert {}: {e}", path.display())))?
         .collect();
-    let certs = certs.map_err(|e| Error::Invalid(format!("--tls-cert {} is not PEM: {e}", path.display())))?;
+    let certs = certs
+        .map_err(|e| Error::Invalid(format!("--tls-cert {} is not PEM: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(Error::Invalid(format!("--tls-cert {} holds no certificate", path.display())));
+        return Err(Error::Invalid(format!(
+            "--tls-cert {} holds no certificate",
+            path.display()
+        )));
     }
     Ok(certs)
 }
 
 fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, Error> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::PrivateKeyDer::from_pem_file(path).map_err(|e| Error::Invalid(format!("--tls-key {} is not a PEM private key: {e}", path.display())))
+    rustls::pki_types::PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        Error::Invalid(format!(
+            "--tls-key {} is not a PEM private key: {e}",
+            path.display()
+        ))
+    })
 }
 
 impl Listener {
@@ -79,7 +98,9 @@ impl Listener {
             _ => std::net::Ipv4Addr::LOCALHOST.into(),
         };
         if !ip.is_loopback() {
-            return Err(Error::Invalid("the loopback listener only binds 127.0.0.1, ::1 or localhost".into()));
+            return Err(Error::Invalid(
+                "the loopback listener only binds 127.0.0.1, ::1 or localhost".into(),
+            ));
         }
         let listener = TcpListener::bind(SocketAddr::new(ip, port)).await.map_err(|e| {
             Error::Invalid(format!(
@@ -87,8 +108,16 @@ impl Listener {
             ))
         })?;
         let acceptor = server_config(&tls)?.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
-        let path = if redirect.path().is_empty() { "/".into() } else { redirect.path().to_owned() };
-        Ok(Self { listener, acceptor, path })
+        let path = if redirect.path().is_empty() {
+            "/".into()
+        } else {
+            redirect.path().to_owned()
+        };
+        Ok(Self {
+            listener,
+            acceptor,
+            path,
+        })
     }
 
     /// Serves until a request carrying `state` arrives on the redirect path; returns its full
@@ -100,23 +129,33 @@ impl Listener {
         let listener = self.listener;
         let server = async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let shared = shared.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(req, &shared.0, &shared.1, &shared.2).await) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                handle(req, &shared.0, &shared.1, &shared.2).await,
+                            )
+                        }
                     });
                     let builder = hyper::server::conn::http1::Builder::new();
                     match acceptor {
                         Some(a) => {
                             if let Ok(tls) = a.accept(tcp).await {
-                                let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
+                                let _ = builder
+                                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                                    .await;
                             }
                         }
                         None => {
-                            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc).await;
+                            let _ = builder
+                                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                                .await;
                         }
                     }
                 });
@@ -136,22 +175,44 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response<Full<Bytes>> {
     );
     let mut r = Response::new(Full::new(Bytes::from(html)));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", "text/html; charset=utf-8".parse().expect("static"));
-    r.headers_mut().insert("cache-control", "no-store".parse().expect("static"));
-    r.headers_mut().insert("referrer-policy", "no-referrer".parse().expect("static"));
+    r.headers_mut().insert(
+        "content-type",
+        "text/html; charset=utf-8".parse().expect("static"),
+    );
+    r.headers_mut()
+        .insert("cache-control", "no-store".parse().expect("static"));
+    r.headers_mut()
+        .insert("referrer-policy", "no-referrer".parse().expect("static"));
     r
 }
 
-async fn handle(req: Request<Incoming>, path: &str, state: &str, tx: &mpsc::Sender<String>) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    path: &str,
+    state: &str,
+    tx: &mpsc::Sender<String>,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
-        return page(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "nsauth only expects the browser's redirect (GET).");
+        return page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "nsauth only expects the browser's redirect (GET).",
+        );
     }
     if req.uri().path() != path {
-        return page(StatusCode::NOT_FOUND, "Not found", "This is nsauth's login listener; it only answers the NetSuite redirect.");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "This is nsauth's login listener; it only answers the NetSuite redirect.",
+        );
     }
     let query = req.uri().query().unwrap_or_default().to_owned();
     if query.len() > nsauth_core::flows::MAX_CALLBACK_LEN {
-        return page(StatusCode::URI_TOO_LONG, "Request too long", "This is not a NetSuite redirect.");
+        return page(
+            StatusCode::URI_TOO_LONG,
+            "Request too long",
+            "This is not a NetSuite redirect.",
+        );
     }
     let mut states = url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "state");
     let st = states.next().map(|(_, v)| v.into_owned());
@@ -160,13 +221,21 @@ async fn handle(req: Request<Incoming>, path: &str, state: &str, tx: &mpsc::Send
     }
     let has = |k: &str| url::form_urlencoded::parse(query.as_bytes()).any(|(kk, _)| kk == k);
     if !has("code") && !has("error") {
-        return page(StatusCode::BAD_REQUEST, "Missing code", "The redirect carries no authorization code. Still waiting.");
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Missing code",
+            "The redirect carries no authorization code. Still waiting.",
+        );
     }
     let is_error = has("error");
     let _ = tx.try_send(query);
     if is_error {
         page(StatusCode::OK, "Login not completed", "NetSuite did not authorise the request. See the terminal for details; you can close this tab.")
     } else {
-        page(StatusCode::OK, "Logged in", "nsauth received the authorization. You can close this tab and return to the terminal.")
+        page(
+            StatusCode::OK,
+            "Logged in",
+            "nsauth received the authorization. You can close this tab and return to the terminal.",
+        )
     }
 }

@@ -9,7 +9,13 @@ use time::OffsetDateTime;
 /// RFC 3339 or null.
 pub fn rfc3339(t: Option<OffsetDateTime>) -> Value {
     t.and_then(|t| t.replace_nanosecond(0).ok())
-        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&time::format_description::well_known::Rfc3339).ok()).map(Value::String).unwrap_or(Value::Null)
+        .and_then(|t| {
+            t.to_offset(time::UtcOffset::UTC)
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map(Value::String)
+        .unwrap_or(Value::Null)
 }
 
 /// A profile as JSON, secrets redacted.
@@ -47,12 +53,26 @@ pub fn print_object(json_mode: bool, v: &Value) {
             match val {
                 Value::Null => println!("{k}: -"),
                 Value::String(s) => println!("{k}: {s}"),
-                Value::Array(a) => println!("{k}: {}", a.iter().map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(" ")),
+                Value::Array(a) => println!(
+                    "{k}: {}",
+                    a.iter()
+                        .map(|x| x
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| x.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
                 Value::Object(_) => {
                     println!("{k}:");
                     if let Value::Object(inner) = val {
                         for (ik, iv) in inner {
-                            println!("  {ik}: {}", iv.as_str().map(str::to_owned).unwrap_or_else(|| iv.to_string()));
+                            println!(
+                                "  {ik}: {}",
+                                iv.as_str()
+                                    .map(str::to_owned)
+                                    .unwrap_or_else(|| iv.to_string())
+                            );
                         }
                     }
                 }
@@ -92,7 +112,12 @@ pub fn health(rec: &Record, now: OffsetDateTime, window: time::Duration) -> Heal
     use nsauth_core::profile::GrantKind;
     match rec.profile.grant {
         GrantKind::ClientCredentials => {
-            let ends = rec.profile.certificate_pem.as_deref().and_then(|pem| nsauth_core::m2m::inspect_certificate(pem).ok()).map(|c| c.not_after);
+            let ends = rec
+                .profile
+                .certificate_pem
+                .as_deref()
+                .and_then(|pem| nsauth_core::m2m::inspect_certificate(pem).ok())
+                .map(|c| c.not_after);
             match ends {
                 Some(end) if end <= now => Health::NeedsLogin,
                 Some(end) if end - now <= window.max(time::Duration::days(30)) => Health::Expiring,
@@ -100,11 +125,21 @@ pub fn health(rec: &Record, now: OffsetDateTime, window: time::Duration) -> Heal
             }
         }
         GrantKind::AuthorizationCode => {
-            let Some(t) = &rec.tokens else { return Health::NeedsLogin };
+            let Some(t) = &rec.tokens else {
+                return Health::NeedsLogin;
+            };
             if t.refresh_token.is_none() {
-                return if t.access_expires_at > now { Health::Expiring } else { Health::NeedsLogin };
+                return if t.access_expires_at > now {
+                    Health::Expiring
+                } else {
+                    Health::NeedsLogin
+                };
             }
-            if rec.last_failure.as_ref().is_some_and(|f| f.exit_code == 3 && f.at >= t.obtained_at) {
+            if rec
+                .last_failure
+                .as_ref()
+                .is_some_and(|f| f.exit_code == 3 && f.at >= t.obtained_at)
+            {
                 return Health::NeedsLogin;
             }
             match t.refresh_expires_at {
@@ -139,7 +174,11 @@ pub fn status_json(name: &str, rec: &Record, now: OffsetDateTime) -> Value {
 pub fn when(t: OffsetDateTime, now: OffsetDateTime) -> String {
     let d = t - now;
     let secs = d.whole_seconds();
-    let rel = if secs >= 0 { format!("in {}", human(secs)) } else { format!("{} ago", human(-secs)) };
+    let rel = if secs >= 0 {
+        format!("in {}", human(secs))
+    } else {
+        format!("{} ago", human(-secs))
+    };
     format!("{} ({rel})", format_time(t))
 }
 
@@ -159,8 +198,15 @@ fn human(secs: i64) -> String {
 /// Parses `48h`, `7d`, `90m`, `30s` or bare seconds.
 pub fn parse_duration(s: &str) -> Result<time::Duration, nsauth_core::Error> {
     let s = s.trim();
-    let bad = || nsauth_core::Error::Invalid(format!("invalid duration {s:?}; use e.g. 30s, 90m, 48h or 7d"));
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let bad = || {
+        nsauth_core::Error::Invalid(format!(
+            "invalid duration {s:?}; use e.g. 30s, 90m, 48h or 7d"
+        ))
+    };
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
     let n: i64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
         "s" => n,

@@ -37,9 +37,16 @@ pub fn default_store_uri() -> Result<String, Error> {
     let base = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share")))
-        .ok_or_else(|| Error::Invalid("no default store location (HOME is not set); pass --store URI".into()))?;
-    Ok(format!("sqlite://{}", base.join("nsauth").join("nsauth.db").display()))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })
+        .ok_or_else(|| {
+            Error::Invalid("no default store location (HOME is not set); pass --store URI".into())
+        })?;
+    Ok(format!(
+        "sqlite://{}",
+        base.join("nsauth").join("nsauth.db").display()
+    ))
 }
 
 /// Opens the store named by `uri`.
@@ -51,7 +58,10 @@ pub fn open(uri: &str) -> Result<Arc<dyn TokenStore>, Error> {
         )));
     };
     if rest.is_empty() || uri.chars().any(char::is_control) {
-        return Err(Error::Invalid(format!("invalid store URI {:?}: it needs a location after {scheme}://", shown(uri))));
+        return Err(Error::Invalid(format!(
+            "invalid store URI {:?}: it needs a location after {scheme}://",
+            shown(uri)
+        )));
     }
     let all = backends();
     let Some(b) = all.iter().find(|b| b.schemes.contains(&scheme)) else {

@@ -24,8 +24,15 @@ impl AccountId {
     /// Parses and validates an account ID. Lower-case and `-` forms (`1234567-sb1`) are
     /// accepted and normalised to NetSuite's canonical form (`1234567_SB1`).
     pub fn parse(input: &str) -> Result<Self, InvalidAccountId> {
-        let shown: String = input.chars().take(40).flat_map(char::escape_default).collect();
-        let err = |why| InvalidAccountId { shown: shown.clone(), why };
+        let shown: String = input
+            .chars()
+            .take(40)
+            .flat_map(char::escape_default)
+            .collect();
+        let err = |why| InvalidAccountId {
+            shown: shown.clone(),
+            why,
+        };
         let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err(err("it is empty"));
@@ -51,7 +58,9 @@ impl AccountId {
                 || rest.len() > 3
                 || !rest.bytes().all(|b| b.is_ascii_digit())
             {
-                return Err(err("the suffix after '_' must be letters and digits, like SB1"));
+                return Err(err(
+                    "the suffix after '_' must be letters and digits, like SB1",
+                ));
             }
         }
         Ok(Self(upper))
@@ -99,17 +108,37 @@ mod tests {
 
     #[test]
     fn host_form() {
-        assert_eq!(AccountId::parse("1234567_SB1").unwrap().host_form(), "1234567-sb1");
-        assert_eq!(AccountId::parse("1234567-sb1").unwrap().as_str(), "1234567_SB1");
-        assert_eq!(AccountId::parse("tstdrv123").unwrap().host_form(), "tstdrv123");
+        assert_eq!(
+            AccountId::parse("1234567_SB1").unwrap().host_form(),
+            "1234567-sb1"
+        );
+        assert_eq!(
+            AccountId::parse("1234567-sb1").unwrap().as_str(),
+            "1234567_SB1"
+        );
+        assert_eq!(
+            AccountId::parse("tstdrv123").unwrap().host_form(),
+            "tstdrv123"
+        );
         assert_eq!(AccountId::parse("1234567").unwrap().host_form(), "1234567");
     }
 
     #[test]
     fn refuses_host_injection() {
         for bad in [
-            "", "abc", "123.evil.com", "123/../x", "123@evil", "123_", "123_S1", "123_SB",
-            "123 456", "123\n", "1234567_SB1.attacker", "１２３", "1234567890123",
+            "",
+            "abc",
+            "123.evil.com",
+            "123/../x",
+            "123@evil",
+            "123_",
+            "123_S1",
+            "123_SB",
+            "123 456",
+            "123\n",
+            "1234567_SB1.attacker",
+            "１２３",
+            "1234567890123",
         ] {
             assert!(AccountId::parse(bad).is_err(), "accepted {bad:?}");
         }

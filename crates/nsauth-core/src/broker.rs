@@ -12,7 +12,10 @@ use crate::flows;
 use crate::http::Http;
 use crate::profile::{GrantKind, ProfileName};
 use crate::retry::jitter;
-use crate::store::{load_existing, Lease, Precondition, Record, RefreshFailure, StoreError, TokenStore, Version, Versioned};
+use crate::store::{
+    load_existing, Lease, Precondition, Record, RefreshFailure, StoreError, TokenStore, Version,
+    Versioned,
+};
 use crate::token::TokenSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +35,11 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         let lease_ttl = Duration::from_secs(30);
-        Self { lease_ttl, poll_interval: Duration::from_millis(100), wait_limit: lease_ttl * 2 + Duration::from_secs(5) }
+        Self {
+            lease_ttl,
+            poll_interval: Duration::from_millis(100),
+            wait_limit: lease_ttl * 2 + Duration::from_secs(5),
+        }
     }
 }
 
@@ -60,7 +67,12 @@ impl Broker {
     /// A broker over `store`.
     pub fn new(store: Arc<dyn TokenStore>, http: Http, cfg: BrokerConfig) -> Self {
         let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        Self { store, http, cfg, holder }
+        Self {
+            store,
+            http,
+            cfg,
+            holder,
+        }
     }
 
     /// The store.
@@ -74,18 +86,32 @@ impl Broker {
     }
 
     /// Returns a token set whose access token is valid for at least `min_ttl`.
-    pub async fn access_token(&self, name: &ProfileName, min_ttl: Duration) -> Result<(TokenSet, Outcome), Error> {
+    pub async fn access_token(
+        &self,
+        name: &ProfileName,
+        min_ttl: Duration,
+    ) -> Result<(TokenSet, Outcome), Error> {
         self.obtain(name, min_ttl, false).await
     }
 
     /// Refreshes now, whatever the current token's lifetime.
     pub async fn force_refresh(&self, name: &ProfileName) -> Result<TokenSet, Error> {
-        self.obtain(name, Duration::ZERO, true).await.map(|(t, _)| t)
+        self.obtain(name, Duration::ZERO, true)
+            .await
+            .map(|(t, _)| t)
     }
 
-    async fn obtain(&self, name: &ProfileName, min_ttl: Duration, force: bool) -> Result<(TokenSet, Outcome), Error> {
+    async fn obtain(
+        &self,
+        name: &ProfileName,
+        min_ttl: Duration,
+        force: bool,
+    ) -> Result<(TokenSet, Outcome), Error> {
         if min_ttl > Duration::from_secs(3300) {
-            return Err(Error::Invalid("--min-ttl cannot exceed 3300 seconds: NetSuite access tokens live 60 minutes".into()));
+            return Err(Error::Invalid(
+                "--min-ttl cannot exceed 3300 seconds: NetSuite access tokens live 60 minutes"
+                    .into(),
+            ));
         }
         let min_ttl = time::Duration::try_from(min_ttl).unwrap_or(time::Duration::ZERO);
         let started = OffsetDateTime::now_utc();
@@ -98,7 +124,11 @@ impl Broker {
             if let Some(t) = &record.tokens {
                 let refreshed_since = t.obtained_at >= started;
                 if (!force || refreshed_since) && t.access_valid_for(now, min_ttl) {
-                    let outcome = if waited { Outcome::Waited } else { Outcome::Cached };
+                    let outcome = if waited {
+                        Outcome::Waited
+                    } else {
+                        Outcome::Cached
+                    };
                     return Ok((t.clone(), outcome));
                 }
             }
@@ -109,7 +139,11 @@ impl Broker {
                 }
             }
             check_can_refresh(name, &record, now)?;
-            if let Some(lease) = record.lease.as_ref().filter(|l| l.until > now && l.holder != self.holder) {
+            if let Some(lease) = record
+                .lease
+                .as_ref()
+                .filter(|l| l.until > now && l.holder != self.holder)
+            {
                 if t0.elapsed() > self.cfg.wait_limit {
                     return Err(Error::Store(StoreError::Unavailable {
                         message: format!(
@@ -125,16 +159,26 @@ impl Broker {
             }
             // Take the lease.
             let mut leased = record.clone();
-            leased.lease = Some(Lease { holder: self.holder.clone(), until: now + self.cfg.lease_ttl });
+            leased.lease = Some(Lease {
+                holder: self.holder.clone(),
+                until: now + self.cfg.lease_ttl,
+            });
             leased.touch();
-            let lease_version = match self.store.put(name, &leased, Precondition::Match(version)).await {
+            let lease_version = match self
+                .store
+                .put(name, &leased, Precondition::Match(version))
+                .await
+            {
                 Ok(v) => v,
                 Err(StoreError::Conflict(_)) => {
                     conflicts += 1;
                     if t0.elapsed() > self.cfg.wait_limit {
                         return Err(Error::Store(StoreError::Conflict(name.to_string())));
                     }
-                    tokio::time::sleep(jitter(Duration::from_millis(10 * u64::from(conflicts.min(10))))).await;
+                    tokio::time::sleep(jitter(Duration::from_millis(
+                        10 * u64::from(conflicts.min(10)),
+                    )))
+                    .await;
                     continue;
                 }
                 Err(e) if e.is_retryable() && t0.elapsed() < self.cfg.wait_limit => {
@@ -146,25 +190,34 @@ impl Broker {
             tracing::debug!(profile = %name, "took the refresh lease");
             let result = match leased.profile.grant {
                 GrantKind::AuthorizationCode => {
-                    let tokens = leased.tokens.as_ref().expect("checked by check_can_refresh");
+                    let tokens = leased
+                        .tokens
+                        .as_ref()
+                        .expect("checked by check_can_refresh");
                     flows::refresh(&self.http, &leased.profile, tokens).await
                 }
-                GrantKind::ClientCredentials => flows::client_credentials(&self.http, &leased.profile).await,
+                GrantKind::ClientCredentials => {
+                    flows::client_credentials(&self.http, &leased.profile).await
+                }
             };
             return match result {
                 Ok(tokens) => {
                     let used = leased.tokens.as_ref().and_then(|t| t.refresh_token.clone());
-                    self.save(name, leased, lease_version, &tokens, used).await?;
+                    self.save(name, leased, lease_version, &tokens, used)
+                        .await?;
                     Ok((tokens, Outcome::Refreshed))
                 }
                 Err(e) => {
                     let e = match e {
-                        Error::LoginNeeded(m) if leased.profile.grant == GrantKind::AuthorizationCode => {
+                        Error::LoginNeeded(m)
+                            if leased.profile.grant == GrantKind::AuthorizationCode =>
+                        {
                             Error::LoginNeeded(format!("{m}; run: nsauth login --profile {name}"))
                         }
                         other => other,
                     };
-                    self.release_with_failure(name, leased, lease_version, &e).await;
+                    self.release_with_failure(name, leased, lease_version, &e)
+                        .await;
                     Err(e)
                 }
             };
@@ -188,16 +241,30 @@ impl Broker {
             if !keep_theirs {
                 record.tokens = Some(tokens.clone());
             }
-            if record.lease.as_ref().is_some_and(|l| l.holder == self.holder) {
+            if record
+                .lease
+                .as_ref()
+                .is_some_and(|l| l.holder == self.holder)
+            {
                 record.lease = None;
             }
             record.last_failure = None;
             record.meta.refresh_count += 1;
             record.touch();
-            match self.store.put(name, &record, Precondition::Match(version.clone())).await {
+            match self
+                .store
+                .put(name, &record, Precondition::Match(version.clone()))
+                .await
+            {
                 Ok(_) => return Ok(()),
-                Err(StoreError::Conflict(_)) | Err(StoreError::Unavailable { retryable: true, .. }) => {
-                    tokio::time::sleep(jitter(Duration::from_millis(20 * u64::from(attempt.min(10) + 1)))).await;
+                Err(StoreError::Conflict(_))
+                | Err(StoreError::Unavailable {
+                    retryable: true, ..
+                }) => {
+                    tokio::time::sleep(jitter(Duration::from_millis(
+                        20 * u64::from(attempt.min(10) + 1),
+                    )))
+                    .await;
                     let fresh = load_existing(self.store.as_ref(), name).await?;
                     record = fresh.record;
                     version = fresh.version;
@@ -209,25 +276,47 @@ impl Broker {
     }
 
     /// Best effort: release our lease and note the failure for waiters.
-    async fn release_with_failure(&self, name: &ProfileName, mut record: Record, version: Version, err: &Error) {
+    async fn release_with_failure(
+        &self,
+        name: &ProfileName,
+        mut record: Record,
+        version: Version,
+        err: &Error,
+    ) {
         record.lease = None;
-        record.last_failure = Some(RefreshFailure { at: OffsetDateTime::now_utc(), exit_code: err.exit_code(), message: err.to_string() });
+        record.last_failure = Some(RefreshFailure {
+            at: OffsetDateTime::now_utc(),
+            exit_code: err.exit_code(),
+            message: err.to_string(),
+        });
         record.touch();
-        if let Err(e) = self.store.put(name, &record, Precondition::Match(version)).await {
+        if let Err(e) = self
+            .store
+            .put(name, &record, Precondition::Match(version))
+            .await
+        {
             tracing::warn!(profile = %name, error = %e, "could not release the refresh lease; it will expire by itself");
         }
     }
 }
 
-fn check_can_refresh(name: &ProfileName, record: &Record, now: OffsetDateTime) -> Result<(), Error> {
+fn check_can_refresh(
+    name: &ProfileName,
+    record: &Record,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
     if record.profile.grant == GrantKind::ClientCredentials {
         return Ok(());
     }
     let Some(tokens) = &record.tokens else {
-        return Err(Error::LoginNeeded(format!("profile {name} has no tokens yet; run: nsauth login --profile {name}")));
+        return Err(Error::LoginNeeded(format!(
+            "profile {name} has no tokens yet; run: nsauth login --profile {name}"
+        )));
     };
     if tokens.refresh_token.is_none() {
-        return Err(Error::LoginNeeded(format!("profile {name} has no refresh token; run: nsauth login --profile {name}")));
+        return Err(Error::LoginNeeded(format!(
+            "profile {name} has no refresh token; run: nsauth login --profile {name}"
+        )));
     }
     if let Some(end) = tokens.refresh_expires_at.filter(|end| *end <= now) {
         return Err(Error::LoginNeeded(format!(
@@ -243,7 +332,10 @@ fn failure_error(f: &RefreshFailure) -> Error {
     match f.exit_code {
         2 => Error::Invalid(msg),
         3 => Error::LoginNeeded(msg),
-        4 => Error::Store(StoreError::Unavailable { message: msg, retryable: false }),
+        4 => Error::Store(StoreError::Unavailable {
+            message: msg,
+            retryable: false,
+        }),
         5 => Error::Unreachable(msg),
         _ => Error::Rejected(msg),
     }

@@ -33,17 +33,26 @@ pub struct AuthorizationRequest {
 
 /// Builds the authorization URL: 43-character random `state`, PKCE S256 with a 64-character
 /// verifier, optional `prompt`.
-pub fn authorization_request(profile: &Profile, prompt: Option<&str>, ttl: time::Duration) -> Result<AuthorizationRequest, Error> {
+pub fn authorization_request(
+    profile: &Profile,
+    prompt: Option<&str>,
+    ttl: time::Duration,
+) -> Result<AuthorizationRequest, Error> {
     if profile.grant != GrantKind::AuthorizationCode {
-        return Err(Error::Invalid("this profile uses client credentials; it needs no login (run: nsauth token)".into()));
+        return Err(Error::Invalid(
+            "this profile uses client credentials; it needs no login (run: nsauth token)".into(),
+        ));
     }
-    let redirect = profile
-        .redirect_uri
-        .clone()
-        .ok_or_else(|| Error::Invalid("the profile has no redirect URI; run nsauth profile set with --redirect-uri".into()))?;
+    let redirect = profile.redirect_uri.clone().ok_or_else(|| {
+        Error::Invalid(
+            "the profile has no redirect URI; run nsauth profile set with --redirect-uri".into(),
+        )
+    })?;
     if let Some(p) = prompt {
         if !PROMPTS.contains(&p) {
-            return Err(Error::Invalid(format!("invalid --prompt {p:?}; use none, login, consent or \"login consent\"")));
+            return Err(Error::Invalid(format!(
+                "invalid --prompt {p:?}; use none, login, consent or \"login consent\""
+            )));
         }
     }
     let state = random_urlsafe(32);
@@ -98,10 +107,15 @@ pub const MAX_CALLBACK_LEN: usize = 16 * 1024;
 pub fn parse_callback(input: &str) -> Result<Callback, Error> {
     let input = input.trim();
     if input.len() > MAX_CALLBACK_LEN {
-        return Err(Error::Invalid("the redirect URL is too long (over 16 KiB); paste the URL the browser landed on".into()));
+        return Err(Error::Invalid(
+            "the redirect URL is too long (over 16 KiB); paste the URL the browser landed on"
+                .into(),
+        ));
     }
     if input.chars().any(char::is_control) {
-        return Err(Error::Invalid("the redirect URL contains control characters; paste it again".into()));
+        return Err(Error::Invalid(
+            "the redirect URL contains control characters; paste it again".into(),
+        ));
     }
     let query = match Url::parse(input) {
         Ok(u) => u.query().unwrap_or_default().to_owned(),
@@ -116,30 +130,62 @@ pub fn parse_callback(input: &str) -> Result<Callback, Error> {
     }
     let get = |name: &str| seen.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     if let Some(err) = get("error") {
-        let desc = get("error_description").map(|d| format!(" ({})", d.chars().take(200).collect::<String>())).unwrap_or_default();
+        let desc = get("error_description")
+            .map(|d| format!(" ({})", d.chars().take(200).collect::<String>()))
+            .unwrap_or_default();
         let hint = match err.as_str() {
             "access_denied" => "the user declined; ask them to approve the request",
-            "login_required" | "consent_required" | "interaction_required" => "run login again without --prompt none",
+            "login_required" | "consent_required" | "interaction_required" => {
+                "run login again without --prompt none"
+            }
             "invalid_scope" => "check the scopes enabled on the integration record",
             _ => "check the integration record and try again",
         };
-        let shown: String = err.chars().take(60).flat_map(char::escape_default).collect();
-        return Err(Error::LoginNeeded(format!("NetSuite refused the login: {shown}{desc}; {hint}")));
+        let shown: String = err
+            .chars()
+            .take(60)
+            .flat_map(char::escape_default)
+            .collect();
+        return Err(Error::LoginNeeded(format!(
+            "NetSuite refused the login: {shown}{desc}; {hint}"
+        )));
     }
     let code = get("code").filter(|c| !c.is_empty()).ok_or_else(|| Error::Invalid("the redirect URL has no code parameter; paste the full URL the browser landed on after approving".into()))?;
-    let state = get("state").filter(|s| !s.is_empty()).ok_or_else(|| Error::Invalid("the redirect URL has no state parameter; paste the full URL the browser landed on".into()))?;
-    Ok(Callback { code: AuthorizationCode::new(code), state, company: get("company"), role: get("role"), entity: get("entity") })
+    let state = get("state").filter(|s| !s.is_empty()).ok_or_else(|| {
+        Error::Invalid(
+            "the redirect URL has no state parameter; paste the full URL the browser landed on"
+                .into(),
+        )
+    })?;
+    Ok(Callback {
+        code: AuthorizationCode::new(code),
+        state,
+        company: get("company"),
+        role: get("role"),
+        entity: get("entity"),
+    })
 }
 
 fn client_auth(profile: &Profile) -> ClientAuth<'_> {
     match &profile.client_secret {
-        Some(secret) => ClientAuth::Basic { client_id: &profile.client_id, secret },
-        None => ClientAuth::Public { client_id: &profile.client_id },
+        Some(secret) => ClientAuth::Basic {
+            client_id: &profile.client_id,
+            secret,
+        },
+        None => ClientAuth::Public {
+            client_id: &profile.client_id,
+        },
     }
 }
 
 /// Exchanges an authorization code for tokens.
-pub async fn exchange_code(http: &Http, profile: &Profile, code: &AuthorizationCode, verifier: &CodeVerifier, redirect_uri: &str) -> Result<TokenSet, Error> {
+pub async fn exchange_code(
+    http: &Http,
+    profile: &Profile,
+    code: &AuthorizationCode,
+    verifier: &CodeVerifier,
+    redirect_uri: &str,
+) -> Result<TokenSet, Error> {
     let token_url = profile.endpoints().token;
     let form = [
         ("grant_type", "authorization_code"),
@@ -148,7 +194,9 @@ pub async fn exchange_code(http: &Http, profile: &Profile, code: &AuthorizationC
         ("code_verifier", verifier.secret()),
     ];
     let now = OffsetDateTime::now_utc();
-    let resp = http.post_form("token endpoint", &token_url, client_auth(profile), &form).await?;
+    let resp = http
+        .post_form("token endpoint", &token_url, client_auth(profile), &form)
+        .await?;
     let parsed = token_result(resp, TokenCall::Exchange)?;
     Ok(parsed.into_token_set(now, None, fallback_hours(profile)))
 }
@@ -157,14 +205,25 @@ pub async fn exchange_code(http: &Http, profile: &Profile, code: &AuthorizationC
 /// when NetSuite does not send a new one (confidential clients).
 pub async fn refresh(http: &Http, profile: &Profile, tokens: &TokenSet) -> Result<TokenSet, Error> {
     let Some(rt) = &tokens.refresh_token else {
-        return Err(Error::LoginNeeded("there is no refresh token; a login is needed".into()));
+        return Err(Error::LoginNeeded(
+            "there is no refresh token; a login is needed".into(),
+        ));
     };
     let token_url = profile.endpoints().token;
-    let form = [("grant_type", "refresh_token"), ("refresh_token", rt.secret())];
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt.secret()),
+    ];
     let now = OffsetDateTime::now_utc();
-    let resp = http.post_form("token endpoint", &token_url, client_auth(profile), &form).await?;
+    let resp = http
+        .post_form("token endpoint", &token_url, client_auth(profile), &form)
+        .await?;
     let parsed = token_result(resp, TokenCall::Refresh)?;
-    Ok(parsed.into_token_set(now, Some((rt, tokens.refresh_expires_at)), fallback_hours(profile)))
+    Ok(parsed.into_token_set(
+        now,
+        Some((rt, tokens.refresh_expires_at)),
+        fallback_hours(profile),
+    ))
 }
 
 /// Mints an access token with a signed JWT assertion (machine to machine).
@@ -174,13 +233,26 @@ pub async fn client_credentials(http: &Http, profile: &Profile) -> Result<TokenS
     };
     let token_url = profile.endpoints().token;
     let now = OffsetDateTime::now_utc();
-    let assertion = zeroize::Zeroizing::new(crate::m2m::sign_assertion(key, kid, &profile.client_id, token_url.as_str(), &profile.scopes, now, 300)?);
+    let assertion = zeroize::Zeroizing::new(crate::m2m::sign_assertion(
+        key,
+        kid,
+        &profile.client_id,
+        token_url.as_str(),
+        &profile.scopes,
+        now,
+        300,
+    )?);
     let form = [
         ("grant_type", "client_credentials"),
-        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
         ("client_assertion", assertion.as_str()),
     ];
-    let resp = http.post_form("token endpoint", &token_url, ClientAuth::None, &form).await?;
+    let resp = http
+        .post_form("token endpoint", &token_url, ClientAuth::None, &form)
+        .await?;
     let parsed = token_result(resp, TokenCall::Mint)?;
     let mut set = parsed.into_token_set(now, None, fallback_hours(profile));
     set.refresh_token = None;
@@ -191,7 +263,14 @@ pub async fn client_credentials(http: &Http, profile: &Profile) -> Result<TokenS
 /// Revokes a refresh token (and the access tokens issued from it).
 pub async fn revoke(http: &Http, profile: &Profile, token: &RefreshToken) -> Result<(), Error> {
     let url = profile.endpoints().revoke;
-    let resp = http.post_form("revoke endpoint", &url, client_auth(profile), &[("token", token.secret())]).await?;
+    let resp = http
+        .post_form(
+            "revoke endpoint",
+            &url,
+            client_auth(profile),
+            &[("token", token.secret())],
+        )
+        .await?;
     if resp.status == 200 {
         return Ok(());
     }
@@ -199,7 +278,9 @@ pub async fn revoke(http: &Http, profile: &Profile, token: &RefreshToken) -> Res
 }
 
 fn fallback_hours(profile: &Profile) -> u32 {
-    profile.refresh_token_validity_hours.unwrap_or(crate::profile::DEFAULT_REFRESH_VALIDITY_HOURS)
+    profile
+        .refresh_token_validity_hours
+        .unwrap_or(crate::profile::DEFAULT_REFRESH_VALIDITY_HOURS)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -215,12 +296,15 @@ fn token_result(resp: Response, call: TokenCall) -> Result<crate::token::TokenRe
         return Err(oauth_error(&resp, call));
     }
     let mut body = zeroize::Zeroizing::new(resp.body);
-    let parsed = parse_token_response(&body).map_err(|e| Error::Unreachable(format!("{e}; nothing was stored")));
+    let parsed = parse_token_response(&body)
+        .map_err(|e| Error::Unreachable(format!("{e}; nothing was stored")));
     use zeroize::Zeroize;
     body.zeroize();
     let parsed = parsed?;
     if call == TokenCall::Exchange && parsed.refresh_token.is_none() {
-        return Err(Error::Unreachable("the token endpoint sent no refresh token for a login; nothing was stored".into()));
+        return Err(Error::Unreachable(
+            "the token endpoint sent no refresh token for a login; nothing was stored".into(),
+        ));
     }
     Ok(parsed)
 }
@@ -235,12 +319,28 @@ fn oauth_error(resp: &Response, call: TokenCall) -> Error {
     }
     let parsed: Option<E> = serde_json::from_slice(&resp.body).ok();
     let Some(e) = parsed else {
-        return Error::Unreachable(format!("NetSuite answered HTTP {} without an OAuth error body; nothing was stored", resp.status));
+        return Error::Unreachable(format!(
+            "NetSuite answered HTTP {} without an OAuth error body; nothing was stored",
+            resp.status
+        ));
     };
-    let code: String = e.error.chars().take(60).filter(|c| !c.is_control()).collect();
+    let code: String = e
+        .error
+        .chars()
+        .take(60)
+        .filter(|c| !c.is_control())
+        .collect();
     let desc = e
         .error_description
-        .map(|d| format!(" ({})", d.chars().take(200).filter(|c| !c.is_control()).collect::<String>()))
+        .map(|d| {
+            format!(
+                " ({})",
+                d.chars()
+                    .take(200)
+                    .filter(|c| !c.is_control())
+                    .collect::<String>()
+            )
+        })
         .unwrap_or_default();
     match code.as_str() {
         "invalid_grant" => Error::LoginNeeded(match call {
@@ -262,13 +362,23 @@ mod tests {
 
     #[test]
     fn callback_parsing() {
-        let c = parse_callback("https://127.0.0.1:1/cb?code=abc&state=xyz&role=3&company=123").unwrap();
+        let c =
+            parse_callback("https://127.0.0.1:1/cb?code=abc&state=xyz&role=3&company=123").unwrap();
         assert_eq!(c.code.secret(), "abc");
         assert_eq!(c.state, "xyz");
         assert!(parse_callback("code=abc&state=x").is_ok());
-        assert!(matches!(parse_callback("https://h/cb?state=x"), Err(Error::Invalid(_))));
-        assert!(matches!(parse_callback("https://h/cb?code=a&code=b&state=x"), Err(Error::Invalid(_))));
-        assert!(matches!(parse_callback("https://h/cb?error=access_denied&state=x"), Err(Error::LoginNeeded(_))));
+        assert!(matches!(
+            parse_callback("https://h/cb?state=x"),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_callback("https://h/cb?code=a&code=b&state=x"),
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_callback("https://h/cb?error=access_denied&state=x"),
+            Err(Error::LoginNeeded(_))
+        ));
         assert!(parse_callback(&format!("https://h/cb?code={}", "a".repeat(20000))).is_err());
     }
 }

@@ -80,7 +80,10 @@ pub struct Http {
 
 enum Attempt {
     Done(Response),
-    Retry { why: String, after: Option<Duration> },
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
     Fail(Error),
 }
 
@@ -92,7 +95,10 @@ impl Http {
 
     /// A client with a custom policy.
     pub fn with_config(cfg: HttpConfig) -> Result<Self, Error> {
-        Ok(Self { client: Default::default(), cfg })
+        Ok(Self {
+            client: Default::default(),
+            cfg,
+        })
     }
 
     fn client(&self) -> &reqwest::Client {
@@ -113,7 +119,13 @@ impl Http {
 
     /// POSTs a form, retrying transient failures. `what` names the endpoint in messages
     /// ("token endpoint"). Non-retryable HTTP statuses are returned as responses.
-    pub async fn post_form(&self, what: &str, url: &Url, auth: ClientAuth<'_>, form: &[(&str, &str)]) -> Result<Response, Error> {
+    pub async fn post_form(
+        &self,
+        what: &str,
+        url: &Url,
+        auth: ClientAuth<'_>,
+        form: &[(&str, &str)],
+    ) -> Result<Response, Error> {
         let mut body = url::form_urlencoded::Serializer::new(String::new());
         if let ClientAuth::Public { client_id } = &auth {
             body.append_pair("client_id", client_id);
@@ -125,7 +137,10 @@ impl Http {
         self.send(what, url, |c| {
             let mut rb = c
                 .post(url.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
                 .header(reqwest::header::ACCEPT, "application/json")
                 .body(body.as_str().to_owned());
             if let ClientAuth::Basic { client_id, secret } = &auth {
@@ -137,7 +152,12 @@ impl Http {
     }
 
     /// Sends an arbitrary request built by `build`, with the same retry policy.
-    pub async fn send(&self, what: &str, url: &Url, build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder) -> Result<Response, Error> {
+    pub async fn send(
+        &self,
+        what: &str,
+        url: &Url,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response, Error> {
         self.send_with(what, url, true, build).await
     }
 
@@ -158,14 +178,21 @@ impl Http {
                 break;
             }
             let timeout = self.cfg.request_timeout.min(remaining);
-            match self.once(build(self.client()).timeout(timeout), what, idempotent).await {
+            match self
+                .once(build(self.client()).timeout(timeout), what, idempotent)
+                .await
+            {
                 Attempt::Done(r) => return Ok(r),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { why, after } => {
                     tracing::debug!(attempt, %why, "{what} failed, may retry");
                     last = why;
-                    let wait = after.map(|a| a.min(self.cfg.retry_after_cap)).unwrap_or_else(|| retry::backoff(attempt, Duration::from_secs(4)));
-                    if attempt + 1 >= self.cfg.max_attempts || start.elapsed() + wait >= self.cfg.deadline {
+                    let wait = after
+                        .map(|a| a.min(self.cfg.retry_after_cap))
+                        .unwrap_or_else(|| retry::backoff(attempt, Duration::from_secs(4)));
+                    if attempt + 1 >= self.cfg.max_attempts
+                        || start.elapsed() + wait >= self.cfg.deadline
+                    {
                         break;
                     }
                     tokio::time::sleep(wait).await;
@@ -182,16 +209,38 @@ impl Http {
     async fn once(&self, rb: reqwest::RequestBuilder, what: &str, idempotent: bool) -> Attempt {
         let resp = match rb.send().await {
             Ok(r) => r,
-            Err(e) if idempotent || e.is_connect() => return Attempt::Retry { why: describe_reqwest(&e), after: None },
-            Err(e) => return Attempt::Fail(Error::Unreachable(format!("NetSuite {what}: {}; not retried because the request may have been processed", describe_reqwest(&e)))),
+            Err(e) if idempotent || e.is_connect() => {
+                return Attempt::Retry {
+                    why: describe_reqwest(&e),
+                    after: None,
+                }
+            }
+            Err(e) => {
+                return Attempt::Fail(Error::Unreachable(format!(
+                    "NetSuite {what}: {}; not retried because the request may have been processed",
+                    describe_reqwest(&e)
+                )))
+            }
         };
         let status = resp.status().as_u16();
-        let header = |name: reqwest::header::HeaderName| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let date = header(reqwest::header::DATE);
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| parse_retry_after(&v));
         if status == 429 || (idempotent && (500..600).contains(&status)) {
-            return Attempt::Retry { why: format!("HTTP {status}"), after: if status == 429 || status == 503 { retry_after } else { None } };
+            return Attempt::Retry {
+                why: format!("HTTP {status}"),
+                after: if status == 429 || status == 503 {
+                    retry_after
+                } else {
+                    None
+                },
+            };
         }
         match read_capped(resp, self.cfg.body_limit).await {
             Ok(body) => Attempt::Done(Response { status, body, date, content_type }),
@@ -232,7 +281,9 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.trim().parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc2822).ok()?;
+    let when =
+        time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc2822)
+            .ok()?;
     let d = when - time::OffsetDateTime::now_utc();
     Some(Duration::from_secs_f64(d.as_seconds_f64().max(0.0)))
 }

@@ -16,9 +16,16 @@ pub const DEFAULT_PENDING_TTL: time::Duration = time::Duration::hours(24);
 pub const MAX_PENDING: usize = 16;
 
 /// Starts a login: stores a pending login and returns the authorization URL.
-pub async fn start(store: &dyn TokenStore, name: &ProfileName, prompt: Option<&str>, ttl: time::Duration) -> Result<(Url, OffsetDateTime), Error> {
+pub async fn start(
+    store: &dyn TokenStore,
+    name: &ProfileName,
+    prompt: Option<&str>,
+    ttl: time::Duration,
+) -> Result<(Url, OffsetDateTime), Error> {
     if ttl <= time::Duration::ZERO || ttl > time::Duration::days(30) {
-        return Err(Error::Invalid("the login lifetime must be between 1 second and 30 days".into()));
+        return Err(Error::Invalid(
+            "the login lifetime must be between 1 second and 30 days".into(),
+        ));
     }
     let (out, _) = store::update(store, name, |rec| {
         let req = flows::authorization_request(&rec.profile, prompt, ttl)?;
@@ -28,7 +35,10 @@ pub async fn start(store: &dyn TokenStore, name: &ProfileName, prompt: Option<&s
             rec.pending.remove(0);
         }
         rec.pending.push(req.pending);
-        Ok((req.url, rec.pending.last().map(|p| p.expires_at).unwrap_or(now)))
+        Ok((
+            req.url,
+            rec.pending.last().map(|p| p.expires_at).unwrap_or(now),
+        ))
     })
     .await?;
     Ok(out)
@@ -36,12 +46,21 @@ pub async fn start(store: &dyn TokenStore, name: &ProfileName, prompt: Option<&s
 
 fn same_state(a: &str, b: &str) -> bool {
     // Constant-time comparison: the state is a CSRF secret.
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// Claims the pending login matching the callback's state (removing it, so a code is
 /// exchanged only once), exchanges the code and stores the tokens.
-pub async fn finish(store: &dyn TokenStore, http: &Http, name: &ProfileName, callback: &str) -> Result<TokenSet, Error> {
+pub async fn finish(
+    store: &dyn TokenStore,
+    http: &Http,
+    name: &ProfileName,
+    callback: &str,
+) -> Result<TokenSet, Error> {
     let cb = parse_callback(callback)?;
     let (claimed, _) = store::update(store, name, |rec| {
         let now = OffsetDateTime::now_utc();
@@ -67,13 +86,24 @@ pub async fn finish(store: &dyn TokenStore, http: &Http, name: &ProfileName, cal
     })
     .await?;
     let (pending, profile) = claimed;
-    let tokens = flows::exchange_code(http, &profile, &cb.code, &pending.verifier, &pending.redirect_uri).await?;
+    let tokens = flows::exchange_code(
+        http,
+        &profile,
+        &cb.code,
+        &pending.verifier,
+        &pending.redirect_uri,
+    )
+    .await?;
     save_tokens(store, name, &tokens).await?;
     Ok(tokens)
 }
 
 /// Stores a fresh token set (after a login), clearing any lease and failure note.
-pub async fn save_tokens(store: &dyn TokenStore, name: &ProfileName, tokens: &TokenSet) -> Result<(), Error> {
+pub async fn save_tokens(
+    store: &dyn TokenStore,
+    name: &ProfileName,
+    tokens: &TokenSet,
+) -> Result<(), Error> {
     store::update(store, name, |rec| {
         rec.tokens = Some(tokens.clone());
         rec.last_failure = None;

@@ -23,8 +23,15 @@ pub struct InvalidProfileName {
 impl ProfileName {
     /// Validates a profile name.
     pub fn parse(input: &str) -> Result<Self, InvalidProfileName> {
-        let shown: String = input.chars().take(40).flat_map(char::escape_default).collect();
-        let err = |why| InvalidProfileName { shown: shown.clone(), why };
+        let shown: String = input
+            .chars()
+            .take(40)
+            .flat_map(char::escape_default)
+            .collect();
+        let err = |why| InvalidProfileName {
+            shown: shown.clone(),
+            why,
+        };
         if input.is_empty() {
             return Err(err("it is empty"));
         }
@@ -41,7 +48,9 @@ impl ProfileName {
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
         {
-            return Err(err("it contains a character other than letters, digits, '-', '_', '.', '@'"));
+            return Err(err(
+                "it contains a character other than letters, digits, '-', '_', '.', '@'",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -100,7 +109,10 @@ pub const KNOWN_SCOPES: &[&str] = &["restlets", "rest_webservices", "suite_analy
 /// Validates a scope list: known scopes only, no duplicates, `mcp` only alone.
 pub fn validate_scopes(scopes: &[String]) -> Result<(), String> {
     if scopes.is_empty() {
-        return Err("at least one --scope is needed (restlets, rest_webservices, suite_analytics or mcp)".into());
+        return Err(
+            "at least one --scope is needed (restlets, rest_webservices, suite_analytics or mcp)"
+                .into(),
+        );
     }
     for s in scopes {
         if !KNOWN_SCOPES.contains(&s.as_str()) {
@@ -224,7 +236,8 @@ impl Profile {
             Some(b) => (b.clone(), b.clone()),
             None => (
                 Url::parse(&format!("https://{host}.app.netsuite.com/")).expect("validated host"),
-                Url::parse(&format!("https://{host}.suitetalk.api.netsuite.com/")).expect("validated host"),
+                Url::parse(&format!("https://{host}.suitetalk.api.netsuite.com/"))
+                    .expect("validated host"),
             ),
         };
         let join = |base: &Url, path: &str| {
@@ -236,17 +249,38 @@ impl Profile {
             b.join(path).expect("static path")
         };
         Endpoints {
-            authorize: o.authorize_url.clone().unwrap_or_else(|| join(&login_base, "app/login/oauth2/authorize.nl")),
-            token: o.token_url.clone().unwrap_or_else(|| join(&api_base, "services/rest/auth/oauth2/v1/token")),
-            revoke: o.revoke_url.clone().unwrap_or_else(|| join(&api_base, "services/rest/auth/oauth2/v1/revoke")),
-            rest: o.rest_url.clone().map(|u| join(&u, "")).unwrap_or_else(|| join(&api_base, "services/rest/")),
+            authorize: o
+                .authorize_url
+                .clone()
+                .unwrap_or_else(|| join(&login_base, "app/login/oauth2/authorize.nl")),
+            token: o
+                .token_url
+                .clone()
+                .unwrap_or_else(|| join(&api_base, "services/rest/auth/oauth2/v1/token")),
+            revoke: o
+                .revoke_url
+                .clone()
+                .unwrap_or_else(|| join(&api_base, "services/rest/auth/oauth2/v1/revoke")),
+            rest: o
+                .rest_url
+                .clone()
+                .map(|u| join(&u, ""))
+                .unwrap_or_else(|| join(&api_base, "services/rest/")),
         }
     }
 
     /// Checks the profile for consistency; the message says what to fix.
     pub fn validate(&self) -> Result<(), String> {
-        if self.client_id.trim().is_empty() || self.client_id.len() > 256 || self.client_id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err("the client ID must be the non-empty ID shown on the integration record".into());
+        if self.client_id.trim().is_empty()
+            || self.client_id.len() > 256
+            || self
+                .client_id
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(
+                "the client ID must be the non-empty ID shown on the integration record".into(),
+            );
         }
         validate_scopes(&self.scopes)?;
         match self.grant {
@@ -261,11 +295,23 @@ impl Profile {
                     return Err("client credentials need --certificate-id (the ID NetSuite shows for the uploaded certificate)".into());
                 }
                 if self.private_key.is_none() {
-                    return Err("client credentials need --private-key-file (from `nsauth m2m keygen`)".into());
+                    return Err(
+                        "client credentials need --private-key-file (from `nsauth m2m keygen`)"
+                            .into(),
+                    );
                 }
             }
         }
-        for url in [&self.endpoints.base_url, &self.endpoints.authorize_url, &self.endpoints.token_url, &self.endpoints.revoke_url, &self.endpoints.rest_url].into_iter().flatten() {
+        for url in [
+            &self.endpoints.base_url,
+            &self.endpoints.authorize_url,
+            &self.endpoints.token_url,
+            &self.endpoints.revoke_url,
+            &self.endpoints.rest_url,
+        ]
+        .into_iter()
+        .flatten()
+        {
             validate_endpoint_url(url)?;
         }
         if let Some(h) = self.refresh_token_validity_hours {
@@ -292,7 +338,9 @@ pub fn validate_endpoint_url(url: &Url) -> Result<(), String> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback_host(url) => Ok(()),
-        _ => Err(format!("endpoint {url} must use https (http is allowed only on 127.0.0.1/localhost)")),
+        _ => Err(format!(
+            "endpoint {url} must use https (http is allowed only on 127.0.0.1/localhost)"
+        )),
     }
 }
 
@@ -324,7 +372,19 @@ mod tests {
         for ok in ["default", "prod", "sb1.partner", "ünïcødé-名前", "a@b"] {
             ProfileName::parse(ok).unwrap();
         }
-        for bad in ["", "..", "../x", "a/b", "a\\b", ".hidden", "a\nb", "a b", &"x".repeat(65), "-flag", "a\u{0}b"] {
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            ".hidden",
+            "a\nb",
+            "a b",
+            &"x".repeat(65),
+            "-flag",
+            "a\u{0}b",
+        ] {
             assert!(ProfileName::parse(bad).is_err(), "accepted {bad:?}");
         }
     }
@@ -345,12 +405,24 @@ mod tests {
             refresh_token_validity_hours: None,
         };
         let e = p.endpoints();
-        assert_eq!(e.authorize.as_str(), "https://1234567-sb1.app.netsuite.com/app/login/oauth2/authorize.nl");
-        assert_eq!(e.token.as_str(), "https://1234567-sb1.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token");
-        assert_eq!(e.rest.as_str(), "https://1234567-sb1.suitetalk.api.netsuite.com/services/rest/");
+        assert_eq!(
+            e.authorize.as_str(),
+            "https://1234567-sb1.app.netsuite.com/app/login/oauth2/authorize.nl"
+        );
+        assert_eq!(
+            e.token.as_str(),
+            "https://1234567-sb1.suitetalk.api.netsuite.com/services/rest/auth/oauth2/v1/token"
+        );
+        assert_eq!(
+            e.rest.as_str(),
+            "https://1234567-sb1.suitetalk.api.netsuite.com/services/rest/"
+        );
         let mut q = p.clone();
         q.endpoints.base_url = Some(Url::parse("http://127.0.0.1:9000").unwrap());
-        assert_eq!(q.endpoints().token.as_str(), "http://127.0.0.1:9000/services/rest/auth/oauth2/v1/token");
+        assert_eq!(
+            q.endpoints().token.as_str(),
+            "http://127.0.0.1:9000/services/rest/auth/oauth2/v1/token"
+        );
     }
 
     #[test]

@@ -47,7 +47,9 @@ impl StoreKey {
 
     /// Parses a base64 key (32 bytes).
     pub fn from_base64(s: &str) -> Result<Self, String> {
-        let mut bytes = B64.decode(s.trim()).map_err(|_| "the store key is not valid base64".to_string())?;
+        let mut bytes = B64
+            .decode(s.trim())
+            .map_err(|_| "the store key is not valid base64".to_string())?;
         if bytes.len() != 32 {
             bytes.zeroize();
             return Err("the store key must be 32 bytes, base64-encoded (try: head -c32 /dev/urandom | base64)".into());
@@ -81,14 +83,17 @@ impl StoreKey {
     pub fn resolve(key_file: Option<&Path>) -> Result<Self, StoreError> {
         if let Ok(v) = std::env::var(STORE_KEY_ENV) {
             if !v.is_empty() {
-                return Self::from_base64(&v).map_err(|e| StoreError::Denied(format!("{STORE_KEY_ENV}: {e}")));
+                return Self::from_base64(&v)
+                    .map_err(|e| StoreError::Denied(format!("{STORE_KEY_ENV}: {e}")));
             }
         }
         let path = match key_file {
             Some(p) => p.to_path_buf(),
-            None => Self::default_key_file().ok_or_else(|| StoreError::Denied(format!(
-                "no store key: set {STORE_KEY_ENV} or {STORE_KEY_FILE_ENV}, or HOME"
-            )))?,
+            None => Self::default_key_file().ok_or_else(|| {
+                StoreError::Denied(format!(
+                    "no store key: set {STORE_KEY_ENV} or {STORE_KEY_FILE_ENV}, or HOME"
+                ))
+            })?,
         };
         Self::load_or_create(&path)
     }
@@ -99,7 +104,12 @@ impl StoreKey {
             retryable: false,
         };
         match std::fs::read_to_string(path) {
-            Ok(s) => return Self::from_base64(&s).map_err(|e| StoreError::Corrupt { what: format!("key file {}", path.display()), why: e }),
+            Ok(s) => {
+                return Self::from_base64(&s).map_err(|e| StoreError::Corrupt {
+                    what: format!("key file {}", path.display()),
+                    why: e,
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(unavailable("read", e)),
         }
@@ -126,7 +136,13 @@ impl StoreKey {
         getrandom::getrandom(&mut nonce).expect("OS random source");
         let aad = aad(name);
         let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .expect("encryption cannot fail for in-memory buffers");
         let mut out = Vec::with_capacity(24 + ct.len());
         out.extend_from_slice(&nonce);
@@ -136,9 +152,13 @@ impl StoreKey {
 
     /// Opens a sealed string. Errors say whether the key is wrong or the data damaged.
     pub fn open(&self, name: &ProfileName, sealed: &str) -> Result<Vec<u8>, StoreError> {
-        let corrupt = |why: String| StoreError::Corrupt { what: format!("for profile {:?}", name.as_str()), why };
+        let corrupt = |why: String| StoreError::Corrupt {
+            what: format!("for profile {:?}", name.as_str()),
+            why,
+        };
         let mut parts = sealed.trim().splitn(3, ':');
-        let (Some(PREFIX), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(PREFIX), Some(key_id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(corrupt("it is not an nsauth sealed record".into()));
         };
         if key_id != self.id() {
@@ -147,15 +167,25 @@ impl StoreKey {
                 self.id()
             )));
         }
-        let raw = B64.decode(body).map_err(|_| corrupt("its ciphertext is not valid base64".into()))?;
+        let raw = B64
+            .decode(body)
+            .map_err(|_| corrupt("its ciphertext is not valid base64".into()))?;
         if raw.len() < 24 + 16 {
             return Err(corrupt("its ciphertext is truncated".into()));
         }
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let aad = aad(name);
         cipher
-            .decrypt(XNonce::from_slice(&raw[..24]), Payload { msg: &raw[24..], aad: &aad })
-            .map_err(|_| corrupt("authentication failed (damaged, or sealed for another profile)".into()))
+            .decrypt(
+                XNonce::from_slice(&raw[..24]),
+                Payload {
+                    msg: &raw[24..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| {
+                corrupt("authentication failed (damaged, or sealed for another profile)".into())
+            })
     }
 
     /// Serialises and seals a record.
@@ -169,7 +199,10 @@ impl StoreKey {
     /// Opens and parses a record, refusing schemas newer than this build understands.
     pub fn open_record(&self, name: &ProfileName, sealed: &str) -> Result<Record, StoreError> {
         let mut json = self.open(name, sealed)?;
-        let parsed = decode_record(&json).map_err(|why| StoreError::Corrupt { what: format!("for profile {:?}", name.as_str()), why });
+        let parsed = decode_record(&json).map_err(|why| StoreError::Corrupt {
+            what: format!("for profile {:?}", name.as_str()),
+            why,
+        });
         json.zeroize();
         parsed
     }
@@ -181,9 +214,13 @@ pub fn decode_record(json: &[u8]) -> Result<Record, String> {
     struct Head {
         schema: u32,
     }
-    let head: Head = serde_json::from_slice(json).map_err(|e| format!("not a record ({})", e.classify_name()))?;
+    let head: Head = serde_json::from_slice(json)
+        .map_err(|e| format!("not a record ({})", e.classify_name()))?;
     if head.schema > RECORD_SCHEMA {
-        return Err(format!("it has schema {} but this nsauth reads up to {RECORD_SCHEMA}; upgrade nsauth", head.schema));
+        return Err(format!(
+            "it has schema {} but this nsauth reads up to {RECORD_SCHEMA}; upgrade nsauth",
+            head.schema
+        ));
     }
     serde_json::from_slice(json).map_err(|e| format!("not a valid record ({})", e.classify_name()))
 }
@@ -194,7 +231,12 @@ trait ClassifyName {
 impl ClassifyName for serde_json::Error {
     fn classify_name(&self) -> String {
         // Line/column only: never echo data, it may hold secrets.
-        format!("{:?} at line {} column {}", self.classify(), self.line(), self.column())
+        format!(
+            "{:?} at line {} column {}",
+            self.classify(),
+            self.line(),
+            self.column()
+        )
     }
 }
 
@@ -262,8 +304,18 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-            assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(
+                std::fs::metadata(path.parent().unwrap())
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o700
+            );
         }
     }
 }

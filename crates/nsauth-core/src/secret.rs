@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(format!("{s:?}"), "ClientSecret([redacted])");
         let t = RefreshToken::new("eyJ.secret.token");
         assert_eq!(format!("{t:?}"), "RefreshToken([redacted])");
-        assert_eq!(format!("{:?}", Some(t.clone())), "Some(RefreshToken([redacted]))");
+        assert_eq!(
+            format!("{:?}", Some(t.clone())),
+            "Some(RefreshToken([redacted]))"
+        );
         assert_eq!(t.secret(), "eyJ.secret.token");
     }
 

@@ -88,22 +88,35 @@ pub struct Metadata {
 impl Metadata {
     /// Metadata stamped now by this process.
     pub fn now() -> Self {
-        Self { updated_at: OffsetDateTime::now_utc(), updated_by: actor(), refresh_count: 0 }
+        Self {
+            updated_at: OffsetDateTime::now_utc(),
+            updated_by: actor(),
+            refresh_count: 0,
+        }
     }
 }
 
 /// `user@host`, with a CI run id when one is set.
 pub fn actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     let host = std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
     let mut who = format!("{user}@{host}");
     for var in ["GITHUB_RUN_ID", "CI_JOB_ID", "BUILD_ID", "CIRCLE_BUILD_NUM"] {
         if let Ok(v) = std::env::var(var) {
-            who.push_str(&format!(" ({var}={})", v.chars().take(40).collect::<String>()));
+            who.push_str(&format!(
+                " ({var}={})",
+                v.chars().take(40).collect::<String>()
+            ));
             break;
         }
     }
@@ -171,12 +184,26 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Capabilities of a local, encrypted, CAS-capable store.
-    pub const LOCAL: Capabilities =
-        Capabilities { compare_and_swap: true, versioned_history: false, encrypts_at_rest: true, local: true };
+    pub const LOCAL: Capabilities = Capabilities {
+        compare_and_swap: true,
+        versioned_history: false,
+        encrypts_at_rest: true,
+        local: true,
+    };
 
     /// Builds a capability set.
-    pub const fn new(compare_and_swap: bool, versioned_history: bool, encrypts_at_rest: bool, local: bool) -> Self {
-        Capabilities { compare_and_swap, versioned_history, encrypts_at_rest, local }
+    pub const fn new(
+        compare_and_swap: bool,
+        versioned_history: bool,
+        encrypts_at_rest: bool,
+        local: bool,
+    ) -> Self {
+        Capabilities {
+            compare_and_swap,
+            versioned_history,
+            encrypts_at_rest,
+            local,
+        }
     }
 }
 
@@ -232,7 +259,13 @@ pub enum StoreError {
 impl StoreError {
     /// Whether a retry may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable { retryable: true, .. })
+        matches!(
+            self,
+            StoreError::Unavailable {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 
@@ -250,19 +283,31 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
 
     /// Writes a record if `condition` holds; returns the new version.
     /// Fails with [`StoreError::Conflict`] when it does not.
-    async fn put(&self, name: &ProfileName, record: &Record, condition: Precondition) -> Result<Version, StoreError>;
+    async fn put(
+        &self,
+        name: &ProfileName,
+        record: &Record,
+        condition: Precondition,
+    ) -> Result<Version, StoreError>;
 
     /// Deletes a record; with `Some(version)`, only if it is still at that version.
     /// Deleting a missing record is [`StoreError::NotFound`].
-    async fn delete(&self, name: &ProfileName, version: Option<&Version>) -> Result<(), StoreError>;
+    async fn delete(&self, name: &ProfileName, version: Option<&Version>)
+        -> Result<(), StoreError>;
 
     /// All profile names, sorted.
     async fn list(&self) -> Result<Vec<ProfileName>, StoreError>;
 }
 
 /// Reads a record, turning "absent" into [`StoreError::NotFound`].
-pub async fn load_existing(store: &dyn TokenStore, name: &ProfileName) -> Result<Versioned, StoreError> {
-    store.load(name).await?.ok_or_else(|| StoreError::NotFound(name.to_string()))
+pub async fn load_existing(
+    store: &dyn TokenStore,
+    name: &ProfileName,
+) -> Result<Versioned, StoreError> {
+    store
+        .load(name)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(name.to_string()))
 }
 
 /// Read-modify-write with CAS and bounded retries on conflict. `f` returns `Ok(None)` to
@@ -274,18 +319,29 @@ pub async fn update<T>(
 ) -> Result<(T, Version), crate::Error> {
     let mut attempt = 0u32;
     loop {
-        let Versioned { mut record, version } = load_existing(store, name).await?;
+        let Versioned {
+            mut record,
+            version,
+        } = load_existing(store, name).await?;
         let out = f(&mut record)?;
         record.touch();
         match store.put(name, &record, Precondition::Match(version)).await {
             Ok(v) => return Ok((out, v)),
             Err(StoreError::Conflict(_)) if attempt < 64 => {
                 attempt += 1;
-                tokio::time::sleep(crate::retry::jitter(std::time::Duration::from_millis(5 * u64::from(attempt.min(20))))).await;
+                tokio::time::sleep(crate::retry::jitter(std::time::Duration::from_millis(
+                    5 * u64::from(attempt.min(20)),
+                )))
+                .await;
             }
-            Err(StoreError::Unavailable { retryable: true, .. }) if attempt < 8 => {
+            Err(StoreError::Unavailable {
+                retryable: true, ..
+            }) if attempt < 8 => {
                 attempt += 1;
-                tokio::time::sleep(crate::retry::jitter(std::time::Duration::from_millis(50 * u64::from(attempt)))).await;
+                tokio::time::sleep(crate::retry::jitter(std::time::Duration::from_millis(
+                    50 * u64::from(attempt),
+                )))
+                .await;
             }
             Err(e) => return Err(e.into()),
         }

@@ -17,7 +17,11 @@ pub struct TokenSet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<RefreshToken>,
     /// When the refresh token ends (from its JWT `exp`, else the profile's validity).
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub refresh_expires_at: Option<OffsetDateTime>,
     /// When this set was obtained.
     #[serde(with = "time::serde::rfc3339")]
@@ -65,7 +69,11 @@ fn de_expires_in<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, 
         None => None,
         Some(N::I(i)) => Some(i),
         Some(N::F(f)) if f.is_finite() => Some(f as i64),
-        Some(N::F(_)) => return Err(serde::de::Error::custom("expires_in is not a finite number")),
+        Some(N::F(_)) => {
+            return Err(serde::de::Error::custom(
+                "expires_in is not a finite number",
+            ))
+        }
         Some(N::S(s)) => Some(
             s.trim()
                 .parse::<i64>()
@@ -83,7 +91,10 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
         } else if e.to_string().contains("missing field `access_token`") {
             "the token endpoint's answer has no access_token".to_string()
         } else {
-            format!("the token endpoint's answer is not valid token JSON ({})", e.classify_str())
+            format!(
+                "the token endpoint's answer is not valid token JSON ({})",
+                e.classify_str()
+            )
         }
     })?;
     if parsed.access_token.secret().is_empty() {
@@ -91,7 +102,10 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
     }
     if let Some(t) = &parsed.token_type {
         if !t.eq_ignore_ascii_case("bearer") {
-            return Err(format!("unexpected token_type {:?}; expected bearer", t.chars().take(20).collect::<String>()));
+            return Err(format!(
+                "unexpected token_type {:?}; expected bearer",
+                t.chars().take(20).collect::<String>()
+            ));
         }
     }
     if matches!(parsed.expires_in, Some(e) if e <= 0 || e > 86_400 * 366) {
@@ -134,7 +148,7 @@ pub fn jwt_exp(token: &str) -> Option<OffsetDateTime> {
     }
     let claims: Claims = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.exp?.as_f64()?;
-    if !exp.is_finite() || exp < 0.0 || exp > 253_402_300_799.0 {
+    if !exp.is_finite() || !(0.0..=253_402_300_799.0).contains(&exp) {
         return None;
     }
     OffsetDateTime::from_unix_timestamp(exp as i64).ok()
@@ -171,13 +185,24 @@ impl TokenResponse {
     }
 }
 
+/// Formats a time for people: `2026-11-20 14:02 UTC`.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn expires_in_string_or_number() {
-        let a = parse_token_response(br#"{"access_token":"a","expires_in":"3600","token_type":"bearer"}"#).unwrap();
+        let a = parse_token_response(
+            br#"{"access_token":"a","expires_in":"3600","token_type":"bearer"}"#,
+        )
+        .unwrap();
         assert_eq!(a.expires_in, Some(3600));
         let b = parse_token_response(br#"{"access_token":"a","expires_in":1800}"#).unwrap();
         assert_eq!(b.expires_in, Some(1800));
@@ -195,16 +220,11 @@ mod tests {
 
     #[test]
     fn reads_jwt_exp() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1900000000}"#);
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1900000000}"#);
         let t = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.sig");
         assert_eq!(jwt_exp(&t).unwrap().unix_timestamp(), 1_900_000_000);
         assert!(jwt_exp("not-a-jwt").is_none());
         assert!(jwt_exp("a.b.c").is_none());
     }
-}
-
-/// Formats a time for people: `2026-11-20 14:02 UTC`.
-pub fn format_time(t: OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_else(|_| t.to_string())
 }

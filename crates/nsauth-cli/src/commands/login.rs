@@ -40,13 +40,19 @@ fn read_stdin_line() -> Result<String, Error> {
         .read_line(&mut s)
         .map_err(|e| Error::Invalid(format!("cannot read the redirect URL from stdin: {e}")))?;
     if s.trim().is_empty() {
-        return Err(Error::Invalid("no redirect URL on stdin; paste the URL the browser landed on".into()));
+        return Err(Error::Invalid(
+            "no redirect URL on stdin; paste the URL the browser landed on".into(),
+        ));
     }
     Ok(s)
 }
 
 async fn finish(ctx: &Ctx, input: &str) -> Result<u8, Error> {
-    let input = if input == "-" { read_stdin_line()? } else { input.to_owned() };
+    let input = if input == "-" {
+        read_stdin_line()?
+    } else {
+        input.to_owned()
+    };
     let name = ctx.name()?;
     let store = ctx.store()?;
     let tokens = login::finish(store.as_ref(), &Http::new()?, &name, &input).await?;
@@ -56,7 +62,10 @@ async fn finish(ctx: &Ctx, input: &str) -> Result<u8, Error> {
 
 fn report_login(ctx: &Ctx, name: &nsauth_core::ProfileName, tokens: &nsauth_core::token::TokenSet) {
     let now = time::OffsetDateTime::now_utc();
-    let until = tokens.refresh_expires_at.map(|e| format!("; refresh token valid until {}", output::when(e, now))).unwrap_or_default();
+    let until = tokens
+        .refresh_expires_at
+        .map(|e| format!("; refresh token valid until {}", output::when(e, now)))
+        .unwrap_or_default();
     ctx.note(format!("logged in: profile {name} has fresh tokens{until}"));
 }
 
@@ -64,25 +73,38 @@ async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
     let name = ctx.name()?;
     let store = ctx.store()?;
     let rec = load_existing(store.as_ref(), &name).await?.record;
-    let redirect = rec
-        .profile
-        .redirect_uri
-        .clone()
-        .ok_or_else(|| Error::Invalid(format!("profile {name} has no redirect URI; run nsauth profile set {name} --redirect-uri URI")))?;
+    let redirect = rec.profile.redirect_uri.clone().ok_or_else(|| {
+        Error::Invalid(format!(
+            "profile {name} has no redirect URI; run nsauth profile set {name} --redirect-uri URI"
+        ))
+    })?;
     let loopback = matches!(redirect.scheme(), "http" | "https") && is_loopback_host(&redirect);
     // Bind before starting the login so that a busy port fails before anything is stored.
     let listener = if loopback {
         let tls = match (redirect.scheme(), &args.tls_cert, &args.tls_key) {
             ("http", _, _) => Tls::None,
-            (_, Some(cert), Some(key)) => Tls::Files { cert: cert.clone(), key: key.clone() },
+            (_, Some(cert), Some(key)) => Tls::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
             _ => Tls::Generated,
         };
         Some(Listener::bind(&redirect, tls).await?)
     } else {
         None
     };
-    let (url, _) = login::start(store.as_ref(), &name, args.prompt.as_deref(), time::Duration::seconds(args.timeout.max(60) as i64 + 60)).await?;
-    let state = url.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()).unwrap_or_default();
+    let (url, _) = login::start(
+        store.as_ref(),
+        &name,
+        args.prompt.as_deref(),
+        time::Duration::seconds(args.timeout.max(60) as i64 + 60),
+    )
+    .await?;
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
     eprintln!("Open this link and log in to NetSuite:\n\n  {url}\n");
     if !args.no_browser {
         if let Err(e) = open::that_detached(url.as_str()) {
@@ -95,7 +117,9 @@ async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
                 eprintln!("The browser will warn about nsauth's self-signed certificate on {}; that is expected: continue to the page.", redirect.host_str().unwrap_or("127.0.0.1"));
             }
             let spinner = spinner(ctx);
-            let waited = tokio::time::timeout(Duration::from_secs(args.timeout), listener.wait_for(state)).await;
+            let waited =
+                tokio::time::timeout(Duration::from_secs(args.timeout), listener.wait_for(state))
+                    .await;
             if let Some(s) = spinner {
                 s.finish_and_clear();
             }
@@ -110,8 +134,13 @@ async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
             }
         }
         None => {
-            eprintln!("After approving, paste the URL the browser landed on ({}...):", redirect.as_str());
-            tokio::task::spawn_blocking(read_stdin_line).await.map_err(|e| Error::Other(e.to_string()))??
+            eprintln!(
+                "After approving, paste the URL the browser landed on ({}...):",
+                redirect.as_str()
+            );
+            tokio::task::spawn_blocking(read_stdin_line)
+                .await
+                .map_err(|e| Error::Other(e.to_string()))??
         }
     };
     let tokens = login::finish(store.as_ref(), &Http::new()?, &name, &callback).await?;

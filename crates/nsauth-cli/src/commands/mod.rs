@@ -45,7 +45,11 @@ impl Ctx {
                 .parse()
                 .ok()
                 .filter(|s| (1..=600).contains(s))
-                .ok_or_else(|| Error::Invalid("NSAUTH_LEASE_SECONDS must be a number of seconds between 1 and 600".into()))?;
+                .ok_or_else(|| {
+                    Error::Invalid(
+                        "NSAUTH_LEASE_SECONDS must be a number of seconds between 1 and 600".into(),
+                    )
+                })?;
             cfg.lease_ttl = Duration::from_secs(secs);
             cfg.wait_limit = cfg.lease_ttl * 2 + Duration::from_secs(5);
         }
@@ -66,7 +70,12 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Some(s) => s,
         None => registry::default_store_uri()?,
     };
-    let ctx = Ctx { store_uri, profile: cli.profile.clone(), json: cli.json, quiet: cli.quiet };
+    let ctx = Ctx {
+        store_uri,
+        profile: cli.profile.clone(),
+        json: cli.json,
+        quiet: cli.quiet,
+    };
     match cli.command {
         Command::Profile(cmd) => profile::run(&ctx, cmd).await,
         Command::Login(args) => login::run(&ctx, args).await,
@@ -76,7 +85,9 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Check { within, all } => tokens::check(&ctx, &within, all).await,
         Command::Revoke => tokens::revoke(&ctx).await,
         Command::Exec { command } => tokens::exec(&ctx, command).await,
-        Command::Api { method, path, data } => tokens::api(&ctx, &method, &path, data.as_deref()).await,
+        Command::Api { method, path, data } => {
+            tokens::api(&ctx, &method, &path, data.as_deref()).await
+        }
         Command::M2m(cmd) => m2m::run(&ctx, cmd).await,
         Command::Emulator { listen } => demo::emulator(&listen).await,
         Command::Demo => demo::demo(cli.store.clone()).await,
@@ -95,7 +106,10 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
 fn backends(ctx: &Ctx) {
     let all = registry::backends();
     if ctx.json {
-        let v: Vec<_> = all.iter().map(|b| serde_json::json!({"schemes": b.schemes, "uri": b.help})).collect();
+        let v: Vec<_> = all
+            .iter()
+            .map(|b| serde_json::json!({"schemes": b.schemes, "uri": b.help}))
+            .collect();
         println!("{}", serde_json::Value::Array(v));
     } else {
         for b in all {

@@ -22,7 +22,8 @@ pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<u8, Error> {
 
 fn parse_url(flag: &str, v: &str) -> Result<Url, Error> {
     let shown: String = v.chars().take(80).flat_map(char::escape_default).collect();
-    Url::parse(v).map_err(|e| Error::Invalid(format!("--{flag} {shown:?} is not a valid URL ({e})")))
+    Url::parse(v)
+        .map_err(|e| Error::Invalid(format!("--{flag} {shown:?} is not a valid URL ({e})")))
 }
 
 fn read_secret_stdin() -> Result<ClientSecret, Error> {
@@ -33,19 +34,26 @@ fn read_secret_stdin() -> Result<ClientSecret, Error> {
         .map_err(|e| Error::Invalid(format!("cannot read the client secret from stdin: {e}")))?;
     let t = s.trim();
     if t.is_empty() {
-        return Err(Error::Invalid("--client-secret-stdin was given but stdin is empty; pipe the secret in".into()));
+        return Err(Error::Invalid(
+            "--client-secret-stdin was given but stdin is empty; pipe the secret in".into(),
+        ));
     }
     Ok(ClientSecret::new(t))
 }
 
 fn read_private_key(path: &std::path::Path) -> Result<PrivateKeyPem, Error> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::Invalid(format!("cannot read private key {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Invalid(format!("cannot read private key {}: {e}", path.display())))?;
     if meta.len() > 64 * 1024 {
-        return Err(Error::Invalid(format!("{} is too large to be a PEM private key", path.display())));
+        return Err(Error::Invalid(format!(
+            "{} is too large to be a PEM private key",
+            path.display()
+        )));
     }
-    let pem = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| Error::Invalid(format!("cannot read private key {}: {e}", path.display())))?,
-    );
+    let pem =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            Error::Invalid(format!("cannot read private key {}: {e}", path.display()))
+        })?);
     let key = PrivateKeyPem::new(pem.as_str());
     nsauth_core::m2m::inspect_private_key(&key)?;
     Ok(key)
@@ -57,12 +65,20 @@ fn build(args: &ProfileSetArgs, existing: Option<&Profile>) -> Result<Profile, E
     let account_id = match (&args.account_id, existing) {
         (Some(a), _) => AccountId::parse(a)?,
         (None, Some(p)) => p.account_id.clone(),
-        (None, None) => return Err(Error::Invalid("a new profile needs --account-id (e.g. 1234567 or 1234567_SB1)".into())),
+        (None, None) => {
+            return Err(Error::Invalid(
+                "a new profile needs --account-id (e.g. 1234567 or 1234567_SB1)".into(),
+            ))
+        }
     };
     let client_id = match (&args.client_id, existing) {
         (Some(c), _) => c.clone(),
         (None, Some(p)) => p.client_id.clone(),
-        (None, None) => return Err(Error::Invalid("a new profile needs --client-id (from the integration record)".into())),
+        (None, None) => {
+            return Err(Error::Invalid(
+                "a new profile needs --client-id (from the integration record)".into(),
+            ))
+        }
     };
     let grant = match (args.grant, existing) {
         (Some(GrantArg::AuthorizationCode), _) => GrantKind::AuthorizationCode,
@@ -72,7 +88,10 @@ fn build(args: &ProfileSetArgs, existing: Option<&Profile>) -> Result<Profile, E
     };
     let client_secret = if args.client_secret_stdin {
         Some(read_secret_stdin()?)
-    } else if let Some(v) = std::env::var("NSAUTH_CLIENT_SECRET").ok().filter(|v| !v.trim().is_empty()) {
+    } else if let Some(v) = std::env::var("NSAUTH_CLIENT_SECRET")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
         Some(ClientSecret::new(v.trim()))
     } else if args.public {
         None
@@ -86,19 +105,28 @@ fn build(args: &ProfileSetArgs, existing: Option<&Profile>) -> Result<Profile, E
     let scopes = if args.scopes.is_empty() {
         existing.map(|p| p.scopes.clone()).unwrap_or_default()
     } else {
-        args.scopes.iter().flat_map(|s| s.split([' ', ','])).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        args.scopes
+            .iter()
+            .flat_map(|s| s.split([' ', ',']))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     };
     let private_key = match &args.private_key_file {
         Some(path) => Some(read_private_key(path)?),
         None => existing.and_then(|p| p.private_key.clone()),
     };
-    let cert_path = args
-        .certificate_file
-        .clone()
-        .or_else(|| args.private_key_file.as_ref().and_then(|k| k.parent().map(|d| d.join("certificate.pem"))).filter(|p| p.exists()));
+    let cert_path = args.certificate_file.clone().or_else(|| {
+        args.private_key_file
+            .as_ref()
+            .and_then(|k| k.parent().map(|d| d.join("certificate.pem")))
+            .filter(|p| p.exists())
+    });
     let certificate_pem = match cert_path {
         Some(path) => {
-            let pem = std::fs::read_to_string(&path).map_err(|e| Error::Invalid(format!("cannot read certificate {}: {e}", path.display())))?;
+            let pem = std::fs::read_to_string(&path).map_err(|e| {
+                Error::Invalid(format!("cannot read certificate {}: {e}", path.display()))
+            })?;
             nsauth_core::m2m::inspect_certificate(&pem)?;
             if let Some(key) = &private_key {
                 if !nsauth_core::m2m::certificate_matches_key(&pem, key)? {
@@ -111,10 +139,17 @@ fn build(args: &ProfileSetArgs, existing: Option<&Profile>) -> Result<Profile, E
     };
     let mut endpoints = existing.map(|p| p.endpoints.clone()).unwrap_or_default();
     if let Some(b) = &args.base_url {
-        endpoints = EndpointOverrides { base_url: Some(parse_url("base-url", b)?), ..Default::default() };
+        endpoints = EndpointOverrides {
+            base_url: Some(parse_url("base-url", b)?),
+            ..Default::default()
+        };
     }
     for (flag, val, slot) in [
-        ("authorize-url", &args.authorize_url, &mut endpoints.authorize_url),
+        (
+            "authorize-url",
+            &args.authorize_url,
+            &mut endpoints.authorize_url,
+        ),
         ("token-url", &args.token_url, &mut endpoints.token_url),
         ("revoke-url", &args.revoke_url, &mut endpoints.revoke_url),
         ("rest-url", &args.rest_url, &mut endpoints.rest_url),
@@ -130,11 +165,16 @@ fn build(args: &ProfileSetArgs, existing: Option<&Profile>) -> Result<Profile, E
         redirect_uri,
         scopes,
         grant,
-        certificate_id: args.certificate_id.clone().or_else(|| existing.and_then(|p| p.certificate_id.clone())),
+        certificate_id: args
+            .certificate_id
+            .clone()
+            .or_else(|| existing.and_then(|p| p.certificate_id.clone())),
         private_key,
         certificate_pem,
         endpoints,
-        refresh_token_validity_hours: args.refresh_token_validity.or_else(|| existing.and_then(|p| p.refresh_token_validity_hours)),
+        refresh_token_validity_hours: args
+            .refresh_token_validity
+            .or_else(|| existing.and_then(|p| p.refresh_token_validity_hours)),
     };
     profile.validate().map_err(Error::Invalid)?;
     Ok(profile)
@@ -151,7 +191,9 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<u8, Error> {
     let profile = build(&args, existing.as_ref().map(|v| &v.record.profile))?;
     match existing {
         None => {
-            store.put(&name, &Record::new(profile), Precondition::Create).await?;
+            store
+                .put(&name, &Record::new(profile), Precondition::Create)
+                .await?;
             ctx.note(format!("profile {name} created in {}", store.describe()));
         }
         Some(_) => {
@@ -193,7 +235,10 @@ async fn show(ctx: &Ctx, name: &str) -> Result<u8, Error> {
     let name = ProfileName::parse(name)?;
     let store = ctx.store()?;
     let v = store::load_existing(store.as_ref(), &name).await?;
-    output::print_object(ctx.json, &output::profile_json(name.as_str(), &v.record.profile));
+    output::print_object(
+        ctx.json,
+        &output::profile_json(name.as_str(), &v.record.profile),
+    );
     Ok(0)
 }
 
@@ -205,7 +250,10 @@ async fn delete(ctx: &Ctx, name: &str) -> Result<u8, Error> {
             ctx.note(format!("profile {name} deleted (tokens were not revoked; use nsauth revoke first to end them at NetSuite)"));
             Ok(0)
         }
-        Err(StoreError::NotFound(_)) => Err(Error::Invalid(format!("profile {name} does not exist in {}", store.describe()))),
+        Err(StoreError::NotFound(_)) => Err(Error::Invalid(format!(
+            "profile {name} does not exist in {}",
+            store.describe()
+        ))),
         Err(e) => Err(e.into()),
     }
 }

@@ -13,11 +13,15 @@ use time::OffsetDateTime;
 pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<u8, Error> {
     let name = ctx.name()?;
     let broker = ctx.broker(ctx.store()?)?;
-    let (tokens, outcome) = broker.access_token(&name, Duration::from_secs(min_ttl)).await?;
+    let (tokens, outcome) = broker
+        .access_token(&name, Duration::from_secs(min_ttl))
+        .await?;
     tracing::info!(profile = %name, ?outcome, fingerprint = %tokens.access_token.fingerprint(), "access token handed out");
     let mut out = std::io::stdout().lock();
     let line = zeroize::Zeroizing::new(format!("{}\n", tokens.access_token.secret()));
-    out.write_all(line.as_bytes()).and_then(|_| out.flush()).map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
+    out.write_all(line.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
     Ok(0)
 }
 
@@ -35,23 +39,42 @@ pub async fn refresh(ctx: &Ctx, force: bool) -> Result<u8, Error> {
         Outcome::Waited => "refreshed by another process",
         Outcome::Cached => "still valid (use --force to refresh anyway)",
     };
-    let mut line = format!("profile {name}: {what}; access token valid until {}", output::when(tokens.access_expires_at, now));
+    let mut line = format!(
+        "profile {name}: {what}; access token valid until {}",
+        output::when(tokens.access_expires_at, now)
+    );
     if let Some(end) = tokens.refresh_expires_at {
         line.push_str(&format!("; refresh token until {}", output::when(end, now)));
     }
     if ctx.json {
-        println!("{}", serde_json::json!({"profile": name.as_str(), "outcome": format!("{outcome:?}").to_lowercase(),
+        println!(
+            "{}",
+            serde_json::json!({"profile": name.as_str(), "outcome": format!("{outcome:?}").to_lowercase(),
             "access_token_expires_at": output::rfc3339(Some(tokens.access_expires_at)),
-            "refresh_token_expires_at": output::rfc3339(tokens.refresh_expires_at)}));
+            "refresh_token_expires_at": output::rfc3339(tokens.refresh_expires_at)})
+        );
     } else {
         println!("{line}");
     }
     Ok(0)
 }
 
-async fn selected(ctx: &Ctx, all: bool) -> Result<(std::sync::Arc<dyn nsauth_core::TokenStore>, Vec<ProfileName>), Error> {
+async fn selected(
+    ctx: &Ctx,
+    all: bool,
+) -> Result<
+    (
+        std::sync::Arc<dyn nsauth_core::TokenStore>,
+        Vec<ProfileName>,
+    ),
+    Error,
+> {
     let store = ctx.store()?;
-    let names = if all { store.list().await? } else { vec![ctx.name()?] };
+    let names = if all {
+        store.list().await?
+    } else {
+        vec![ctx.name()?]
+    };
     Ok((store, names))
 }
 
@@ -64,7 +87,11 @@ pub async fn status(ctx: &Ctx, all: bool) -> Result<u8, Error> {
         rows.push(output::status_json(name.as_str(), &v.record, now));
     }
     if ctx.json {
-        let v = if all { serde_json::Value::Array(rows) } else { rows.pop().unwrap_or_default() };
+        let v = if all {
+            serde_json::Value::Array(rows)
+        } else {
+            rows.pop().unwrap_or_default()
+        };
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         for (i, row) in rows.iter().enumerate() {
@@ -88,18 +115,32 @@ pub async fn check(ctx: &Ctx, within: &str, all: bool) -> Result<u8, Error> {
         let h = output::health(&rec, now, window);
         let msg = match (h, rec.profile.grant) {
             (Health::Ok, _) => "ok".to_string(),
-            (Health::NeedsLogin, GrantKind::AuthorizationCode) => format!("login needed; run: nsauth login --profile {name}"),
-            (Health::NeedsLogin, GrantKind::ClientCredentials) => "the certificate has expired; run nsauth m2m keygen and upload the new certificate".into(),
+            (Health::NeedsLogin, GrantKind::AuthorizationCode) => {
+                format!("login needed; run: nsauth login --profile {name}")
+            }
+            (Health::NeedsLogin, GrantKind::ClientCredentials) => {
+                "the certificate has expired; run nsauth m2m keygen and upload the new certificate"
+                    .into()
+            }
             (Health::Expiring, GrantKind::AuthorizationCode) => {
-                let end = rec.tokens.as_ref().and_then(|t| t.refresh_expires_at).map(|e| output::when(e, now)).unwrap_or_else(|| "soon".into());
+                let end = rec
+                    .tokens
+                    .as_ref()
+                    .and_then(|t| t.refresh_expires_at)
+                    .map(|e| output::when(e, now))
+                    .unwrap_or_else(|| "soon".into());
                 format!("the refresh token ends {end}, within {within}; run: nsauth login --profile {name}")
             }
-            (Health::Expiring, GrantKind::ClientCredentials) => "the certificate expires within 30 days; make and upload a new one".into(),
+            (Health::Expiring, GrantKind::ClientCredentials) => {
+                "the certificate expires within 30 days; make and upload a new one".into()
+            }
         };
         if h != Health::Ok {
             worst = 3;
         }
-        rows.push(serde_json::json!({"profile": name.as_str(), "health": h.as_str(), "message": msg}));
+        rows.push(
+            serde_json::json!({"profile": name.as_str(), "health": h.as_str(), "message": msg}),
+        );
         if !ctx.json {
             println!("{name}: {msg}");
         }
@@ -117,7 +158,9 @@ pub async fn revoke(ctx: &Ctx) -> Result<u8, Error> {
     let rec = load_existing(store.as_ref(), &name).await?.record;
     if let Some(rt) = rec.tokens.as_ref().and_then(|t| t.refresh_token.as_ref()) {
         flows::revoke(broker.http(), &rec.profile, rt).await?;
-        ctx.note(format!("revoked the refresh token of profile {name} at NetSuite"));
+        ctx.note(format!(
+            "revoked the refresh token of profile {name} at NetSuite"
+        ));
     } else if rec.tokens.is_none() {
         ctx.note(format!("profile {name} has no tokens; nothing to revoke"));
         return Ok(0);
@@ -128,7 +171,9 @@ pub async fn revoke(ctx: &Ctx) -> Result<u8, Error> {
         Ok(())
     })
     .await?;
-    ctx.note(format!("tokens of profile {name} removed; the profile is kept"));
+    ctx.note(format!(
+        "tokens of profile {name} removed; the profile is kept"
+    ));
     Ok(0)
 }
 
@@ -138,7 +183,9 @@ pub async fn exec(ctx: &Ctx, command: Vec<String>) -> Result<u8, Error> {
     let broker = ctx.broker(store.clone())?;
     let (tokens, _) = broker.access_token(&name, Duration::from_secs(300)).await?;
     let rec = load_existing(store.as_ref(), &name).await?.record;
-    let (program, args) = command.split_first().ok_or_else(|| Error::Invalid("exec needs a command: nsauth exec -- CMD ARGS".into()))?;
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| Error::Invalid("exec needs a command: nsauth exec -- CMD ARGS".into()))?;
     let status = tokio::process::Command::new(program)
         .args(args)
         .env("NETSUITE_ACCESS_TOKEN", tokens.access_token.secret())
@@ -147,7 +194,10 @@ pub async fn exec(ctx: &Ctx, command: Vec<String>) -> Result<u8, Error> {
         .status()
         .await
         .map_err(|e| Error::Invalid(format!("cannot run {program:?}: {e}")))?;
-    Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1))
+    Ok(status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1))
 }
 
 pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Result<u8, Error> {
@@ -157,18 +207,29 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
     let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Error::Invalid(format!("invalid HTTP method {method:?}")))?;
     if path.contains("://") || path.starts_with("//") {
-        return Err(Error::Invalid("PATH is relative to the REST base URL, e.g. record/v1/metadata-catalog".into()));
+        return Err(Error::Invalid(
+            "PATH is relative to the REST base URL, e.g. record/v1/metadata-catalog".into(),
+        ));
     }
     let body = match data {
         None => None,
         Some("-") => {
             let mut b = Vec::new();
-            std::io::stdin().read_to_end(&mut b).map_err(|e| Error::Invalid(format!("cannot read stdin: {e}")))?;
+            std::io::stdin()
+                .read_to_end(&mut b)
+                .map_err(|e| Error::Invalid(format!("cannot read stdin: {e}")))?;
             Some(b)
         }
         Some(d) => match d.strip_prefix('@') {
-            Some(file) => Some(std::fs::read(file).map_err(|e| Error::Invalid(format!("cannot read {file}: {e}")))?),
-            None => return Err(Error::Invalid("--data takes @FILE or - (stdin), so that payloads stay out of argv".into())),
+            Some(file) => Some(
+                std::fs::read(file)
+                    .map_err(|e| Error::Invalid(format!("cannot read {file}: {e}")))?,
+            ),
+            None => {
+                return Err(Error::Invalid(
+                    "--data takes @FILE or - (stdin), so that payloads stay out of argv".into(),
+                ))
+            }
         },
     };
     let (tokens, _) = broker.access_token(&name, Duration::from_secs(60)).await?;
@@ -181,19 +242,34 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
         .map_err(|e| Error::Invalid(format!("invalid API path {path:?}: {e}")))?;
     let resp = broker
         .http()
-        .send_with("REST API", &url, matches!(method, reqwest::Method::GET | reqwest::Method::HEAD), |c| {
-            let mut rb = c.request(method.clone(), url.clone()).bearer_auth(tokens.access_token.secret());
-            if let Some(b) = &body {
-                rb = rb.header("content-type", "application/json").header("prefer", "transient").body(b.clone());
-            }
-            rb
-        })
+        .send_with(
+            "REST API",
+            &url,
+            matches!(method, reqwest::Method::GET | reqwest::Method::HEAD),
+            |c| {
+                let mut rb = c
+                    .request(method.clone(), url.clone())
+                    .bearer_auth(tokens.access_token.secret());
+                if let Some(b) = &body {
+                    rb = rb
+                        .header("content-type", "application/json")
+                        .header("prefer", "transient")
+                        .body(b.clone());
+                }
+                rb
+            },
+        )
         .await?;
-    std::io::stdout().write_all(&resp.body).map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
+    std::io::stdout()
+        .write_all(&resp.body)
+        .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
     if (200..300).contains(&resp.status) {
         Ok(0)
     } else {
-        eprintln!("error: NetSuite answered HTTP {} for {method} {path}", resp.status);
+        eprintln!(
+            "error: NetSuite answered HTTP {} for {method} {path}",
+            resp.status
+        );
         Ok(if resp.status == 401 { 3 } else { 1 })
     }
 }
