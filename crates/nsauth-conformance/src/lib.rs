@@ -32,6 +32,7 @@
 //! `macros` and `rt-multi-thread` features.
 #![warn(missing_docs)]
 
+pub mod broker;
 mod checks;
 mod sample;
 mod stress;
@@ -71,6 +72,8 @@ macro_rules! store_suite {
             large_record => $crate::large_record,
             odd_names => $crate::odd_names,
             concurrent_writers => $crate::concurrent_writers,
+            single_flight_refresh => $crate::broker::single_flight_refresh,
+            dead_lease_is_taken_over => $crate::broker::dead_lease_is_taken_over,
         }
     };
 }

@@ -33,7 +33,7 @@ impl AccountId {
             shown: shown.clone(),
             why,
         };
-        let trimmed = input.trim();
+        let trimmed = input.trim_matches(' ');
         if trimmed.is_empty() {
             return Err(err("it is empty"));
         }

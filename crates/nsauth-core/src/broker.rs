@@ -123,7 +123,11 @@ impl Broker {
             let now = OffsetDateTime::now_utc();
             if let Some(t) = &record.tokens {
                 let refreshed_since = t.obtained_at >= started;
-                if (!force || refreshed_since) && t.access_valid_for(now, min_ttl) {
+                // A caller that waited for another process's refresh takes its token even if
+                // NetSuite gave it less life than asked for: refreshing again would not help.
+                let good_enough = t.access_valid_for(now, min_ttl)
+                    || (waited && refreshed_since && t.access_expires_at > now);
+                if (!force || refreshed_since) && good_enough {
                     let outcome = if waited {
                         Outcome::Waited
                     } else {

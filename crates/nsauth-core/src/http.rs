@@ -126,14 +126,17 @@ impl Http {
         auth: ClientAuth<'_>,
         form: &[(&str, &str)],
     ) -> Result<Response, Error> {
-        let mut body = url::form_urlencoded::Serializer::new(String::new());
-        if let ClientAuth::Public { client_id } = &auth {
-            body.append_pair("client_id", client_id);
-        }
-        for (k, v) in form {
-            body.append_pair(k, v);
-        }
-        let body = zeroize::Zeroizing::new(body.finish());
+        // Built in a block: the serializer is not `Send` and must not live across an await.
+        let body = zeroize::Zeroizing::new({
+            let mut ser = url::form_urlencoded::Serializer::new(String::new());
+            if let ClientAuth::Public { client_id } = &auth {
+                ser.append_pair("client_id", client_id);
+            }
+            for (k, v) in form {
+                ser.append_pair(k, v);
+            }
+            ser.finish()
+        });
         self.send(what, url, |c| {
             let mut rb = c
                 .post(url.clone())
