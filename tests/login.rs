@@ -375,3 +375,18 @@ fn demo_walks_through_every_step() {
     // The demo uses a throwaway store: nothing is left in the user's default store.
     assert!(!sb.dir.path().join("share/nsauth/nsauth.db").exists());
 }
+
+#[test]
+fn backends_and_unknown_store_schemes() {
+    let sb = Sandbox::new(Kind::Sqlite);
+    let out = sb.ok(&["backends"]);
+    for scheme in ["sqlite", "file", "vault", "aws-sm"] {
+        assert!(out.lines().any(|l| l.starts_with(scheme)), "backends lacks {scheme}: {out}");
+    }
+    for bad in ["mysql://x", "no-scheme", "sqlite://"] {
+        let out = sb.run(&["--store", bad, "profile", "list"]);
+        assert_exit(&out, 2, &["--store", bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("store URI") || err.contains("store scheme"), "{err}");
+    }
+}

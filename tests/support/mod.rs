@@ -46,6 +46,8 @@ pub struct Sandbox {
     pub store_uri: String,
     pub store_path: PathBuf,
     pub key_b64: String,
+    /// Extra environment for remote stores (VAULT_TOKEN, AWS_*).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Sandbox {
@@ -68,7 +70,17 @@ impl Sandbox {
             store_uri,
             store_path,
             key_b64,
+            extra_env: Vec::new(),
         }
+    }
+
+    /// A sandbox on a remote store URI with extra environment.
+    pub fn remote(store_uri: String, extra_env: Vec<(String, String)>) -> Self {
+        let mut sb = Self::new(Kind::Sqlite);
+        sb.store_path = PathBuf::new();
+        sb.store_uri = store_uri;
+        sb.extra_env = extra_env;
+        sb
     }
 
     /// A command with a clean environment pointing at this sandbox.
@@ -81,6 +93,7 @@ impl Sandbox {
             .env("XDG_DATA_HOME", self.dir.path().join("share"))
             .env("NSAUTH_STORE", &self.store_uri)
             .env("NSAUTH_STORE_KEY", &self.key_b64)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         c
     }
@@ -262,4 +275,48 @@ pub async fn token_works(emu: &Emulator, token: &str) -> bool {
         .await
         .map(|r| r.status().is_success())
         .unwrap_or(false)
+}
+
+/// The remote stores started by `cargo xtask services up`, as (label, sandbox) pairs. Empty
+/// (with a note on stderr) when the services are not running, unless
+/// `NSAUTH_REQUIRE_SERVICES=1`, which turns a missing service into a failure.
+pub fn remote_sandboxes() -> Vec<(&'static str, Sandbox)> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let required = get("NSAUTH_REQUIRE_SERVICES").as_deref() == Some("1");
+    let run = uuid_like();
+    let mut out = Vec::new();
+    match (get("NSAUTH_TEST_VAULT_ADDR"), get("NSAUTH_TEST_VAULT_TOKEN")) {
+        (Some(addr), Some(token)) => {
+            let hostport = addr.trim_start_matches("http://").trim_end_matches('/');
+            let mount = get("NSAUTH_TEST_VAULT_MOUNT").unwrap_or_else(|| "secret".into());
+            out.push(("vault", Sandbox::remote(format!("vault+http://{hostport}/{mount}/nsauth/e2e-{run}"), vec![("VAULT_TOKEN".into(), token)])));
+        }
+        _ if required => panic!("NSAUTH_REQUIRE_SERVICES=1 but OpenBao is not configured (NSAUTH_TEST_VAULT_ADDR/TOKEN); run cargo xtask test"),
+        _ => eprintln!("SKIPPED vault: no OpenBao (run cargo xtask services up)"),
+    }
+    match get("NSAUTH_TEST_AWS_ENDPOINT") {
+        Some(ep) => {
+            let env = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_EC2_METADATA_DISABLED"]
+                .iter()
+                .filter_map(|k| get(k).map(|v| (k.to_string(), v)))
+                .collect();
+            out.push(("aws-sm", Sandbox::remote(format!("aws-sm://nsauth-e2e/{run}?endpoint={ep}&region=us-east-1&force-delete=true"), env)));
+        }
+        None if required => panic!("NSAUTH_REQUIRE_SERVICES=1 but moto is not configured (NSAUTH_TEST_AWS_ENDPOINT); run cargo xtask test"),
+        None => eprintln!("SKIPPED aws-sm: no moto (run cargo xtask services up)"),
+    }
+    out
+}
+
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
 }

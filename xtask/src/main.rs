@@ -3,6 +3,8 @@
 //! `cargo xtask ci` runs exactly what CI runs: format check, clippy with `-D warnings`,
 //! `cargo deny check`, then `cargo xtask test`.
 
+mod services;
+
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
@@ -12,10 +14,19 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("deny") => deny(),
         Some("test") => test(&args[1..]),
+        Some("services") => match args.get(1).map(String::as_str) {
+            Some("up") => services::up().map(|_| ()),
+            Some("down") => {
+                services::down();
+                Ok(())
+            }
+            _ => Err("usage: cargo xtask services up|down".into()),
+        },
         _ => {
             eprintln!("usage: cargo xtask <ci|lint|deny|test> [-- test args]");
             eprintln!("  ci    format check, clippy -D warnings, cargo deny, then all tests (what .ci/run does)");
-            eprintln!("  test  build the nsauth binary and run every test of the workspace");
+            eprintln!("  test  build the nsauth binary, start OpenBao and moto, run every test of the workspace");
+            eprintln!("  services up|down  start/stop OpenBao and moto on loopback (env in .services/env)");
             return ExitCode::from(2);
         }
     };
@@ -32,7 +43,7 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("xtask: running {cmd:?}");
     let status = cmd
         .status()
@@ -96,10 +107,14 @@ fn deny() -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     // The end-to-end tests run the real `nsauth` binary: build it first.
     run(cargo().args(["build", "-p", "nsauth-cli", "--bins"]))?;
+    let env = services::up()?;
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--no-fail-fast"]);
     if !extra.is_empty() {
         cmd.args(extra);
     }
-    run(&mut cmd)
+    cmd.envs(env).env("NSAUTH_REQUIRE_SERVICES", "1");
+    let result = run(&mut cmd);
+    services::down();
+    result
 }

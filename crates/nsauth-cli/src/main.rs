@@ -10,6 +10,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    harden();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -49,4 +50,23 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+/// The process holds secrets in memory: make sure they cannot end up in a core dump. On
+/// Linux, "not dumpable" (which also blocks ptrace by other users' processes) is reset when
+/// `nsauth exec` runs a program; elsewhere the core size limit is set to zero.
+fn harden() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ =
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    }
+    #[cfg(all(unix, not(target_os = "linux")))]
+    {
+        let none = rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        };
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Core, none);
+    }
 }

@@ -29,6 +29,12 @@ pub fn backends() -> Vec<Backend> {
             help: nsauth_store_file::URI_HELP,
             open: |uri| Ok(Arc::new(nsauth_store_file::FileStore::from_uri(uri)?)),
         },
+        #[cfg(feature = "vault")]
+        Backend {
+            schemes: nsauth_store_vault::SCHEMES,
+            help: nsauth_store_vault::URI_HELP,
+            open: |uri| Ok(Arc::new(nsauth_store_vault::VaultStore::from_uri(uri)?)),
+        },
     ]
 }
 

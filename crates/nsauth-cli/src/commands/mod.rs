@@ -113,7 +113,7 @@ fn backends(ctx: &Ctx) {
         println!("{}", serde_json::Value::Array(v));
     } else {
         for b in all {
-            println!("{:<10} {}", b.schemes.join(","), b.help);
+            println!("{:<18} {}", b.schemes.join(","), b.help);
         }
     }
 }

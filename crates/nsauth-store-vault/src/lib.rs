@@ -1,0 +1,61 @@
+//! # nsauth-store-vault
+//!
+//! An nsauth [`TokenStore`](nsauth_core::TokenStore) in a HashiCorp Vault or OpenBao **KV
+//! version 2** mount, for teams and CI that already keep their secrets there. Each profile is
+//! one secret, `MOUNT/data/PREFIX/NAME`, holding the record JSON in its `record` field.
+//!
+//! - **Compare-and-swap**: every write sends KV v2's `options.cas`. A create-only write is
+//!   `cas=0`; a write at [`Version`](nsauth_core::store::Version) `"7"` is `cas=7`, and the
+//!   version is the KV version number. The broker's single-flight refresh rests on this.
+//! - **History**: Vault keeps older versions; the secret's custom metadata records which
+//!   nsauth process (`user@host`, plus a CI run id) wrote each recent version
+//!   (`nsauth_v7 = "ci@runner-3 (GITHUB_RUN_ID=…) at 2026-…Z"`); see [`VaultStore::history`].
+//! - **Delete** removes the secret with all its versions (its metadata). KV v2 has no
+//!   conditional delete, so a delete at a version reads the current version first and
+//!   compares: a write landing between the two is deleted too.
+//! - **Errors**: 403 is [`StoreError::Denied`] naming the policy path and capabilities that
+//!   are missing; a sealed server, 5xx and connection failures are retryable
+//!   [`StoreError::Unavailable`]; a secret that is not an nsauth record is
+//!   [`StoreError::Corrupt`].
+//!
+//! The record holds tokens; Vault encrypts it at rest and guards it with its policies, so
+//! nsauth does not seal it again (`encrypts_at_rest` is false: nsauth's own encryption is
+//! not used). Neither the Vault token nor record contents are ever logged.
+//!
+//! URIs: `vault://HOST:PORT/MOUNT/PREFIX` (TLS), `vault+http://HOST:PORT/MOUNT/PREFIX`, and
+//! `vault:///MOUNT/PREFIX` (server from `VAULT_ADDR`). Authentication and TLS follow Vault's
+//! own conventions; see [`VaultSettings`]. Opening a store does no network I/O: the token is
+//! obtained (read, or an AppRole login) on first use.
+//!
+//! ```
+//! use nsauth_core::TokenStore;
+//! use nsauth_store_vault::{VaultSettings, VaultStore};
+//!
+//! let mut settings = VaultSettings::default();
+//! settings.token = Some(nsauth_store_vault::VaultSecret::new("hvs.example"));
+//! let store = VaultStore::from_uri_with("vault://vault.example.com:8200/secret/nsauth", &settings)
+//!     .unwrap();
+//! assert_eq!(store.describe(), "vault://vault.example.com:8200/secret/nsauth");
+//! assert!(store.capabilities().compare_and_swap && store.capabilities().versioned_history);
+//! assert!(!format!("{store:?}").contains("hvs.example"));
+//! ```
+//!
+//! [`StoreError::Denied`]: nsauth_core::StoreError::Denied
+//! [`StoreError::Unavailable`]: nsauth_core::StoreError::Unavailable
+//! [`StoreError::Corrupt`]: nsauth_core::StoreError::Corrupt
+#![warn(missing_docs)]
+
+mod client;
+mod errors;
+mod settings;
+mod store;
+mod uri;
+
+pub use settings::{VaultSecret, VaultSettings};
+pub use store::{VaultStore, VersionInfo};
+
+/// The URI schemes of this store.
+pub const SCHEMES: &[&str] = &["vault", "vault+http"];
+
+/// The URI syntax, as shown by `nsauth backends`.
+pub const URI_HELP: &str = "vault://HOST:PORT/MOUNT/PREFIX (TLS), vault+http://..., vault:///MOUNT/PREFIX (VAULT_ADDR); auth VAULT_TOKEN, ~/.vault-token or VAULT_ROLE_ID+VAULT_SECRET_ID";
