@@ -381,12 +381,18 @@ fn backends_and_unknown_store_schemes() {
     let sb = Sandbox::new(Kind::Sqlite);
     let out = sb.ok(&["backends"]);
     for scheme in ["sqlite", "file", "vault", "aws-sm"] {
-        assert!(out.lines().any(|l| l.starts_with(scheme)), "backends lacks {scheme}: {out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(scheme)),
+            "backends lacks {scheme}: {out}"
+        );
     }
     for bad in ["mysql://x", "no-scheme", "sqlite://"] {
         let out = sb.run(&["--store", bad, "profile", "list"]);
         assert_exit(&out, 2, &["--store", bad]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("store URI") || err.contains("store scheme"), "{err}");
+        assert!(
+            err.contains("store URI") || err.contains("store scheme"),
+            "{err}"
+        );
     }
 }

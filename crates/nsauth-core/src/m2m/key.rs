@@ -23,10 +23,6 @@ pub(super) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 pub(super) const OID_RSA_ENCRYPTION: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-/// The named curve of an EC SubjectPublicKeyInfo or PKCS#8 algorithm identifier.
-pub(super) fn curve_oid(algorithm: &AlgorithmIdentifierOwned) -> Option<ObjectIdentifier> {
-    algorithm.parameters.as_ref()?.decode_as().ok()
-}
 
 pub(super) const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 pub(super) const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
@@ -97,7 +93,9 @@ impl LoadedKey {
         let blocks = pem::blocks(key.secret());
         let encrypted = blocks.iter().any(|b| {
             b.label == "ENCRYPTED PRIVATE KEY"
-                || (b.label.ends_with("PRIVATE KEY") && b.text.contains("ENCRYPTED"))
+                || b.text
+                    .lines()
+                    .any(|line| line.starts_with("Proc-Type:") && line.contains("ENCRYPTED"))
         });
         if encrypted {
             return Err(invalid(
@@ -286,6 +284,11 @@ impl LoadedKey {
                 .to_vec(),
         })
     }
+}
+
+/// The named curve of an EC SubjectPublicKeyInfo or PKCS#8 algorithm identifier.
+pub(super) fn curve_oid(algorithm: &AlgorithmIdentifierOwned) -> Option<ObjectIdentifier> {
+    algorithm.parameters.as_ref()?.decode_as().ok()
 }
 
 /// The named curve of a SEC1 `ECPrivateKey` (RFC 5915), read without copying the secret:
