@@ -163,3 +163,128 @@ pub async fn dead_lease_is_taken_over(fx: &dyn Fixture) {
     store.delete(&name, None).await.expect("cleanup");
     emu.shutdown().await;
 }
+
+/// Wraps a store and fails every write after the first `allowed` ones, as a store that goes
+/// down in the middle of a refresh would.
+#[derive(Debug)]
+struct FailingWrites {
+    inner: std::sync::Arc<dyn nsauth_core::TokenStore>,
+    allowed: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl nsauth_core::TokenStore for FailingWrites {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn capabilities(&self) -> nsauth_core::store::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn load(
+        &self,
+        name: &ProfileName,
+    ) -> Result<Option<nsauth_core::store::Versioned>, nsauth_core::StoreError> {
+        self.inner.load(name).await
+    }
+    async fn put(
+        &self,
+        name: &ProfileName,
+        record: &Record,
+        condition: Precondition,
+    ) -> Result<nsauth_core::store::Version, nsauth_core::StoreError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .allowed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(nsauth_core::StoreError::Unavailable {
+                message: "injected: store went away".into(),
+                retryable: false,
+            });
+        }
+        self.inner.put(name, record, condition).await
+    }
+    async fn delete(
+        &self,
+        name: &ProfileName,
+        version: Option<&nsauth_core::store::Version>,
+    ) -> Result<(), nsauth_core::StoreError> {
+        self.inner.delete(name, version).await
+    }
+    async fn list(&self) -> Result<Vec<ProfileName>, nsauth_core::StoreError> {
+        self.inner.list().await
+    }
+}
+
+/// The store fails after NetSuite rotated a public client's refresh token: the new tokens go
+/// to the recovery journal, the caller still gets its token, and the next run writes them to
+/// the store — no login needed, the rotated refresh token is not lost.
+pub async fn journal_keeps_rotated_token_when_store_fails(fx: &dyn Fixture) {
+    use nsauth_core::journal::Journal;
+    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("emulator");
+    emu.set_access_ttl(120);
+    let name = logged_in_profile(fx, &emu).await;
+    let dir = tempfile_dir();
+    let journal = || Journal::new(dir.join("journal"), Some(dir.join("journal.key")));
+    // The lease write succeeds, the write of the refreshed tokens fails.
+    let failing = std::sync::Arc::new(FailingWrites {
+        inner: fx.open().await,
+        allowed: 1.into(),
+    });
+    let a = Broker::new(failing, Http::new().expect("http"), config()).with_journal(journal());
+    let (t2, outcome) = a
+        .access_token(&name, Duration::from_secs(300))
+        .await
+        .expect("the caller still gets its token");
+    assert_eq!(outcome, Outcome::Refreshed);
+    assert!(
+        a.recovery_pending(&name),
+        "the refreshed tokens must be in the journal"
+    );
+    let store = fx.open().await;
+    let stale = store::load_existing(store.as_ref(), &name)
+        .await
+        .expect("load")
+        .record;
+    assert_ne!(
+        stale
+            .tokens
+            .as_ref()
+            .map(|t| t.access_token.secret().to_owned()),
+        Some(t2.access_token.secret().to_owned())
+    );
+
+    // Next run, store healthy: the journal is written first, then a forced refresh works
+    // with the rotated refresh token (the old one is dead at NetSuite).
+    let b =
+        Broker::new(fx.open().await, Http::new().expect("http"), config()).with_journal(journal());
+    let (t, _) = b
+        .access_token(&name, Duration::from_secs(60))
+        .await
+        .expect("token after recovery");
+    assert_eq!(
+        t.access_token.secret(),
+        t2.access_token.secret(),
+        "the journaled token is served"
+    );
+    assert!(
+        !b.recovery_pending(&name),
+        "the journal entry is gone once stored"
+    );
+    b.force_refresh(&name)
+        .await
+        .expect("the rotated refresh token was kept: no login needed");
+    assert_eq!(emu.counters().refresh_token, 2);
+    store.delete(&name, None).await.expect("cleanup");
+    let _ = std::fs::remove_dir_all(&dir);
+    emu.shutdown().await;
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("nsauth-journal-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}

@@ -74,6 +74,7 @@ macro_rules! store_suite {
             concurrent_writers => $crate::concurrent_writers,
             single_flight_refresh => $crate::broker::single_flight_refresh,
             dead_lease_is_taken_over => $crate::broker::dead_lease_is_taken_over,
+            journal_keeps_rotated_token_when_store_fails => $crate::broker::journal_keeps_rotated_token_when_store_fails,
         }
     };
 }

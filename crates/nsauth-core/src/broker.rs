@@ -10,6 +10,7 @@
 use crate::error::Error;
 use crate::flows;
 use crate::http::Http;
+use crate::journal::Journal;
 use crate::profile::{GrantKind, ProfileName};
 use crate::retry::jitter;
 use crate::store::{
@@ -61,6 +62,7 @@ pub struct Broker {
     http: Http,
     cfg: BrokerConfig,
     holder: String,
+    journal: Option<Journal>,
 }
 
 impl Broker {
@@ -72,7 +74,70 @@ impl Broker {
             http,
             cfg,
             holder,
+            journal: None,
         }
+    }
+
+    /// Keeps refreshed tokens that cannot be stored in `journal`, and writes pending
+    /// recoveries to the store before anything else.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Writes a pending recovery from the journal to the store. Returns the journal's tokens
+    /// when the store cannot take them now (the caller may still use them).
+    async fn recover(&self, name: &ProfileName) -> Result<(), (Error, Option<TokenSet>)> {
+        let Some(j) = &self.journal else {
+            return Ok(());
+        };
+        let desc = self.store.describe();
+        if !j.has(&desc, name) {
+            return Ok(());
+        }
+        let tokens = match j.load(&desc, name) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(profile = %name, error = %e, "unreadable recovery journal entry left in place");
+                return Ok(());
+            }
+        };
+        let written = crate::store::update(self.store.as_ref(), name, |rec| {
+            if rec
+                .tokens
+                .as_ref()
+                .is_none_or(|cur| cur.obtained_at < tokens.obtained_at)
+            {
+                rec.tokens = Some(tokens.clone());
+                rec.last_failure = None;
+                rec.meta.refresh_count += 1;
+            }
+            if rec
+                .lease
+                .as_ref()
+                .is_some_and(|l| l.until <= OffsetDateTime::now_utc())
+            {
+                rec.lease = None;
+            }
+            Ok(())
+        })
+        .await;
+        match written {
+            Ok(_) => {
+                j.remove(&desc, name);
+                tracing::warn!(profile = %name, "recovered refreshed tokens from the journal into the store");
+                Ok(())
+            }
+            Err(e) => Err((e, Some(tokens))),
+        }
+    }
+
+    /// `true` when refreshed tokens for `name` wait in the journal for the store.
+    pub fn recovery_pending(&self, name: &ProfileName) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|j| j.has(&self.store.describe(), name))
     }
 
     /// The store.
@@ -116,6 +181,18 @@ impl Broker {
         let min_ttl = time::Duration::try_from(min_ttl).unwrap_or(time::Duration::ZERO);
         let started = OffsetDateTime::now_utc();
         let t0 = Instant::now();
+        if let Err((e, journaled)) = self.recover(name).await {
+            // The store still cannot take the recovered tokens: hand out the journal's
+            // token if it is good enough, else report the store error.
+            let now = OffsetDateTime::now_utc();
+            return match journaled.filter(|t| !force && t.access_valid_for(now, min_ttl)) {
+                Some(t) => {
+                    tracing::warn!(profile = %name, error = %e, "store unavailable; using the token kept in the recovery journal");
+                    Ok((t, Outcome::Cached))
+                }
+                None => Err(e),
+            };
+        }
         let mut waited = false;
         let mut conflicts = 0u32;
         loop {
@@ -159,6 +236,10 @@ impl Broker {
                 }
                 waited = true;
                 tokio::time::sleep(jitter(self.cfg.poll_interval)).await;
+                continue;
+            }
+            // Tokens another run of this machine kept in the journal go first.
+            if self.recovery_pending(name) && self.recover(name).await.is_ok() {
                 continue;
             }
             // Take the lease.
@@ -207,9 +288,10 @@ impl Broker {
             return match result {
                 Ok(tokens) => {
                     let used = leased.tokens.as_ref().and_then(|t| t.refresh_token.clone());
-                    self.save(name, leased, lease_version, &tokens, used)
-                        .await?;
-                    Ok((tokens, Outcome::Refreshed))
+                    match self.save(name, leased, lease_version, &tokens, used).await {
+                        Ok(()) => Ok((tokens, Outcome::Refreshed)),
+                        Err(e) => self.keep_in_journal(name, tokens, e),
+                    }
                 }
                 Err(e) => {
                     let e = match e {
@@ -277,6 +359,30 @@ impl Broker {
             }
         }
         Err(Error::Store(StoreError::Conflict(name.to_string())))
+    }
+
+    /// NetSuite issued tokens but the store would not take them: keep them in the journal
+    /// (a public client's old refresh token is already dead) and hand out the access token.
+    fn keep_in_journal(
+        &self,
+        name: &ProfileName,
+        tokens: TokenSet,
+        err: Error,
+    ) -> Result<(TokenSet, Outcome), Error> {
+        let Some(j) = &self.journal else {
+            return Err(err);
+        };
+        match j.save(&self.store.describe(), name, &tokens) {
+            Ok(path) => {
+                tracing::warn!(profile = %name, error = %err, journal = %path.display(),
+                    "refreshed tokens could not be stored; kept in the recovery journal and written to the store on the next run");
+                Ok((tokens, Outcome::Refreshed))
+            }
+            Err(je) => Err(Error::Store(StoreError::Unavailable {
+                message: format!("{err}; and the recovery journal failed too: {je}"),
+                retryable: false,
+            })),
+        }
     }
 
     /// Best effort: release our lease and note the failure for waiters.

@@ -19,6 +19,7 @@ pub mod broker;
 pub mod error;
 pub mod flows;
 pub mod http;
+pub mod journal;
 pub mod login;
 pub mod m2m;
 pub mod profile;

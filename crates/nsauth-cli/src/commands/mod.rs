@@ -53,7 +53,11 @@ impl Ctx {
             cfg.lease_ttl = Duration::from_secs(secs);
             cfg.wait_limit = cfg.lease_ttl * 2 + Duration::from_secs(5);
         }
-        Ok(Broker::new(store, Http::new()?, cfg))
+        let broker = Broker::new(store, Http::new()?, cfg);
+        Ok(match nsauth_core::journal::Journal::open_default() {
+            Some(j) => broker.with_journal(j),
+            None => broker,
+        })
     }
 
     /// Prints a progress line on stderr unless quiet.

@@ -81,10 +81,15 @@ async fn selected(
 pub async fn status(ctx: &Ctx, all: bool) -> Result<u8, Error> {
     let (store, names) = selected(ctx, all).await?;
     let now = OffsetDateTime::now_utc();
+    let journal = nsauth_core::journal::Journal::open_default();
+    let described = store.describe();
     let mut rows = Vec::new();
     for name in &names {
         let v = load_existing(store.as_ref(), name).await?;
-        rows.push(output::status_json(name.as_str(), &v.record, now));
+        let mut row = output::status_json(name.as_str(), &v.record, now);
+        row["pending_recovery"] =
+            serde_json::Value::Bool(journal.as_ref().is_some_and(|j| j.has(&described, name)));
+        rows.push(row);
     }
     if ctx.json {
         let v = if all {
