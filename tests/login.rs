@@ -31,9 +31,18 @@ async fn login_start_finish_then_token_on_both_stores() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finish_refuses_wrong_state_and_reused_redirect() {
+async fn finish_refuses_wrong_state_and_reused_redirect_sqlite() {
+    finish_refuses_wrong_state_and_reused_redirect(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_refuses_wrong_state_and_reused_redirect_file() {
+    finish_refuses_wrong_state_and_reused_redirect(Kind::File).await;
+}
+
+async fn finish_refuses_wrong_state_and_reused_redirect(kind: Kind) {
     let emu = emulator().await;
-    let sb = Sandbox::new(Kind::Sqlite);
+    let sb = Sandbox::new(kind);
     set_confidential_profile(&sb, &emu, "p");
     let url = sb.ok(&["--profile", "p", "login", "start"]);
     let landed = nsauth_emulator::browser_login(url.trim(), USER, PASSWORD, true)
@@ -69,7 +78,16 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interactive_https_loopback_login() {
+async fn interactive_https_loopback_login_sqlite() {
+    interactive_https_loopback_login(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_https_loopback_login_file() {
+    interactive_https_loopback_login(Kind::File).await;
+}
+
+async fn interactive_https_loopback_login(kind: Kind) {
     let emu = emulator().await;
     let port = free_port();
     let redirect = format!("https://127.0.0.1:{port}/callback");
@@ -77,7 +95,7 @@ async fn interactive_https_loopback_login() {
         "loopback-client",
         &redirect,
     ));
-    let sb = Sandbox::new(Kind::File);
+    let sb = Sandbox::new(kind);
     sb.ok(&[
         "profile",
         "set",
@@ -244,9 +262,18 @@ async fn bad_account_ids_exit_2_and_store_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_check_revoke_exec() {
+async fn status_check_revoke_exec_sqlite() {
+    status_check_revoke_exec(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_check_revoke_exec_file() {
+    status_check_revoke_exec(Kind::File).await;
+}
+
+async fn status_check_revoke_exec(kind: Kind) {
     let emu = emulator().await;
-    let sb = Sandbox::new(Kind::Sqlite);
+    let sb = Sandbox::new(kind);
     set_confidential_profile(&sb, &emu, "ops");
     // Not logged in: check says login needed.
     let out = sb.run(&["--profile", "ops", "check"]);

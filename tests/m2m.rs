@@ -7,8 +7,11 @@ use nsauth_emulator::{CertificateMapping, ClientSpec};
 async fn client_credentials_with_generated_keys() {
     let emu = emulator().await;
     emu.add_client(ClientSpec::m2m("m2m-client"));
-    for (i, alg) in ["ec-p256", "rsa-3072"].into_iter().enumerate() {
-        let sb = Sandbox::new(if i == 0 { Kind::Sqlite } else { Kind::File });
+    for (alg, kind) in ["ec-p256", "rsa-3072"]
+        .into_iter()
+        .flat_map(|a| KINDS.map(|k| (a, k)))
+    {
+        let sb = Sandbox::new(kind);
         let dir = sb.dir.path().join(format!("keys-{alg}"));
         let out = sb.ok(&[
             "m2m",
@@ -31,7 +34,7 @@ async fn client_credentials_with_generated_keys() {
                 0o600
             );
         }
-        let kid = format!("cert-{alg}");
+        let kid = format!("cert-{alg}-{kind:?}");
         emu.add_certificate(
             "m2m-client",
             CertificateMapping {

@@ -93,9 +93,18 @@ async fn sixteen_concurrent_token_calls_cause_one_refresh() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_grant_means_login_needed() {
+async fn invalid_grant_means_login_needed_sqlite() {
+    invalid_grant_means_login_needed(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_grant_means_login_needed_file() {
+    invalid_grant_means_login_needed(Kind::File).await;
+}
+
+async fn invalid_grant_means_login_needed(kind: Kind) {
     let emu = emulator().await;
-    let sb = Sandbox::new(Kind::Sqlite);
+    let sb = Sandbox::new(kind);
     emu.set_access_ttl(120);
     set_public_profile(&sb, &emu, "p");
     login(&sb, "p").await;
@@ -112,9 +121,18 @@ async fn invalid_grant_means_login_needed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_and_429_are_retried() {
+async fn server_errors_and_429_are_retried_sqlite() {
+    server_errors_and_429_are_retried(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_429_are_retried_file() {
+    server_errors_and_429_are_retried(Kind::File).await;
+}
+
+async fn server_errors_and_429_are_retried(kind: Kind) {
     let emu = emulator().await;
-    let sb = Sandbox::new(Kind::File);
+    let sb = Sandbox::new(kind);
     emu.set_access_ttl(120);
     set_confidential_profile(&sb, &emu, "p");
     login(&sb, "p").await;
@@ -143,9 +161,18 @@ async fn server_errors_and_429_are_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn netsuite_down_exits_5_within_30s_and_keeps_tokens() {
+async fn netsuite_down_exits_5_within_30s_and_keeps_tokens_sqlite() {
+    netsuite_down_exits_5_within_30s_and_keeps_tokens(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netsuite_down_exits_5_within_30s_and_keeps_tokens_file() {
+    netsuite_down_exits_5_within_30s_and_keeps_tokens(Kind::File).await;
+}
+
+async fn netsuite_down_exits_5_within_30s_and_keeps_tokens(kind: Kind) {
     let emu = emulator().await;
-    let sb = Sandbox::new(Kind::Sqlite);
+    let sb = Sandbox::new(kind);
     emu.set_access_ttl(120);
     set_confidential_profile(&sb, &emu, "p");
     login(&sb, "p").await;
