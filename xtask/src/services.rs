@@ -170,6 +170,7 @@ pub fn up() -> Result<Vec<(String, String)>, String> {
             "NSAUTH_TEST_BAO_BIN".to_owned(),
             bin.join("bao").display().to_string(),
         ),
+        ("NSAUTH_TEST_VAULT_PID".to_owned(), pids[0].to_string()),
         (
             "NSAUTH_TEST_AWS_ENDPOINT".to_owned(),
             format!("http://127.0.0.1:{moto_port}"),

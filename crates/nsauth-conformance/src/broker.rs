@@ -58,6 +58,7 @@ fn config() -> BrokerConfig {
         lease_ttl: Duration::from_secs(3),
         poll_interval: Duration::from_millis(50),
         wait_limit: Duration::from_secs(30),
+        ..BrokerConfig::default()
     }
 }
 

@@ -31,6 +31,8 @@ pub struct BrokerConfig {
     pub poll_interval: Duration,
     /// How long a caller waits for another process's refresh before giving up.
     pub wait_limit: Duration,
+    /// How long saving refreshed tokens may take before they go to the recovery journal.
+    pub store_timeout: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -40,6 +42,7 @@ impl Default for BrokerConfig {
             lease_ttl,
             poll_interval: Duration::from_millis(100),
             wait_limit: lease_ttl * 2 + Duration::from_secs(5),
+            store_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -320,7 +323,16 @@ impl Broker {
         tokens: &TokenSet,
         used: Option<crate::secret::RefreshToken>,
     ) -> Result<(), Error> {
-        for attempt in 0u32..32 {
+        // Bounded: a store that hangs must not hold the new tokens hostage; the caller
+        // journals them instead.
+        let deadline = Instant::now() + self.cfg.store_timeout;
+        let timed = |remaining: Duration| {
+            move |_| StoreError::Unavailable {
+                message: format!("the store did not answer within {:.0?}", remaining),
+                retryable: false,
+            }
+        };
+        for attempt in 0u32.. {
             let keep_theirs = record.tokens.as_ref().is_some_and(|cur| {
                 cur.obtained_at > tokens.obtained_at && cur.refresh_token != used
             });
@@ -337,28 +349,38 @@ impl Broker {
             record.last_failure = None;
             record.meta.refresh_count += 1;
             record.touch();
-            match self
-                .store
-                .put(name, &record, Precondition::Match(version.clone()))
-                .await
-            {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let put = tokio::time::timeout(
+                remaining,
+                self.store
+                    .put(name, &record, Precondition::Match(version.clone())),
+            )
+            .await
+            .map_err(timed(self.cfg.store_timeout))
+            .and_then(|r| r);
+            match put {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Conflict(_))
                 | Err(StoreError::Unavailable {
                     retryable: true, ..
-                }) => {
+                }) if Instant::now() < deadline => {
                     tokio::time::sleep(jitter(Duration::from_millis(
                         20 * u64::from(attempt.min(10) + 1),
                     )))
                     .await;
-                    let fresh = load_existing(self.store.as_ref(), name).await?;
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let fresh =
+                        tokio::time::timeout(remaining, load_existing(self.store.as_ref(), name))
+                            .await
+                            .map_err(timed(self.cfg.store_timeout))
+                            .and_then(|r| r)?;
                     record = fresh.record;
                     version = fresh.version;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Store(StoreError::Conflict(name.to_string())))
+        unreachable!("the loop returns")
     }
 
     /// NetSuite issued tokens but the store would not take them: keep them in the journal

@@ -53,6 +53,14 @@ impl Ctx {
             cfg.lease_ttl = Duration::from_secs(secs);
             cfg.wait_limit = cfg.lease_ttl * 2 + Duration::from_secs(5);
         }
+        if let Ok(v) = std::env::var("NSAUTH_STORE_TIMEOUT_SECONDS") {
+            let secs: u64 = v
+                .parse()
+                .ok()
+                .filter(|s| (1..=300).contains(s))
+                .ok_or_else(|| Error::Invalid("NSAUTH_STORE_TIMEOUT_SECONDS must be a number of seconds between 1 and 300".into()))?;
+            cfg.store_timeout = Duration::from_secs(secs);
+        }
         let broker = Broker::new(store, Http::new()?, cfg);
         Ok(match nsauth_core::journal::Journal::open_default() {
             Some(j) => broker.with_journal(j),
