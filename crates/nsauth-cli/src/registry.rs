@@ -35,6 +35,12 @@ pub fn backends() -> Vec<Backend> {
             help: nsauth_store_vault::URI_HELP,
             open: |uri| Ok(Arc::new(nsauth_store_vault::VaultStore::from_uri(uri)?)),
         },
+        #[cfg(feature = "aws")]
+        Backend {
+            schemes: &[nsauth_store_aws::SCHEME],
+            help: nsauth_store_aws::URI_HELP,
+            open: |uri| Ok(Arc::new(nsauth_store_aws::AwsStore::from_uri(uri)?)),
+        },
     ]
 }
 
