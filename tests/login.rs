@@ -170,6 +170,31 @@ async fn interactive_https_loopback_login(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(missing.status(), 400);
+    let dup = browser
+        .get(format!("{redirect}?code=a&state={state}&state={state}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dup.status(), 400, "duplicated parameters are refused");
+    let huge = browser
+        .get(format!(
+            "{redirect}?code={}&state={state}",
+            "x".repeat(20_000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        huge.status().is_client_error(),
+        "a huge query is refused, got {}",
+        huge.status()
+    );
+    let other = browser
+        .get(format!("{redirect}/../admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
     let landed = nsauth_emulator::browser_login(&url, USER, PASSWORD, true)
         .await
         .unwrap();

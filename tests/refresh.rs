@@ -267,3 +267,103 @@ async fn corrupt_store_exits_4_and_is_untouched() {
         assert_eq!(main_file(&snapshot), main_file(&after), "{kind:?}");
     }
 }
+
+/// Every token-endpoint fault ends with the documented exit code and a one-line message, and
+/// leaves the stored tokens usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_fault_matrix() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    emu.set_access_ttl(120);
+    // Confidential: its refresh token survives a refresh whose answer was lost.
+    set_confidential_profile(&sb, &emu, "f");
+    login(&sb, "f").await;
+    let s500 = || Fault::Status {
+        status: 500,
+        retry_after: None,
+    };
+    let s429 = || Fault::Status {
+        status: 429,
+        retry_after: None,
+    };
+    let cases: Vec<(&str, Vec<Fault>, i32, &str)> = vec![
+        (
+            "5xx after retries",
+            (0..6).map(|_| s500()).collect(),
+            5,
+            "HTTP 500",
+        ),
+        (
+            "429 without Retry-After",
+            (0..6).map(|_| s429()).collect(),
+            5,
+            "HTTP 429",
+        ),
+        (
+            "429 with Retry-After then ok",
+            vec![Fault::Status {
+                status: 429,
+                retry_after: Some(1),
+            }],
+            0,
+            "",
+        ),
+        (
+            "slow answer",
+            vec![Fault::Delay(Duration::from_millis(1500))],
+            0,
+            "",
+        ),
+        (
+            "garbage JSON",
+            vec![Fault::GarbageJson],
+            5,
+            "not valid token JSON",
+        ),
+        ("HTML error page", vec![Fault::HtmlPage], 5, "HTML"),
+        ("oversized body", vec![Fault::Oversized], 5, "larger than"),
+        (
+            "no access_token",
+            vec![Fault::MissingAccessToken],
+            5,
+            "no access_token",
+        ),
+        (
+            "400 invalid_client",
+            vec![Fault::Status {
+                status: 401,
+                retry_after: None,
+            }],
+            2,
+            "client",
+        ),
+    ];
+    for (what, faults, code, needle) in cases {
+        for f in faults {
+            emu.inject(f);
+        }
+        let out = sb.run(&["--profile", "f", "token", "--min-ttl", "300"]);
+        assert_exit(&out, code, &[what]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if code != 0 {
+            assert_eq!(
+                err.trim().lines().count(),
+                1,
+                "{what}: one line expected: {err}"
+            );
+            assert!(err.contains(needle), "{what}: {err}");
+            assert!(!err.contains(CLIENT_SECRET));
+        }
+        // Whatever happened, the stored tokens still work.
+        let t = sb.ok(&["--profile", "f", "token", "--min-ttl", "300"]);
+        assert!(
+            token_works(&emu, t.trim()).await,
+            "{what}: stored tokens damaged"
+        );
+    }
+    // A TLS failure (https to a plain-http port) is "NetSuite unreachable".
+    let tls = format!("{}/token", emu.base_url().replace("http://", "https://"));
+    sb.ok(&["profile", "set", "f", "--token-url", &tls]);
+    let out = sb.run(&["--profile", "f", "token", "--min-ttl", "300"]);
+    assert_exit(&out, 5, &["TLS failure"]);
+}
