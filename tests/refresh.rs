@@ -367,3 +367,62 @@ async fn token_endpoint_fault_matrix() {
     let out = sb.run(&["--profile", "f", "token", "--min-ttl", "300"]);
     assert_exit(&out, 5, &["TLS failure"]);
 }
+
+/// 64 processes update one profile at once: every write is compare-and-swap, so each either
+/// lands whole or fails with the store exit code (4) after bounded retries; the record stays
+/// readable and holds one writer's complete update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_storm_of_64_writers() {
+    let emu = emulator().await;
+    for kind in KINDS {
+        let sb = Sandbox::new(kind);
+        set_public_profile(&sb, &emu, "storm");
+        let children: Vec<_> = (1..=64u32)
+            .map(|h| {
+                sb.cmd()
+                    .args([
+                        "profile",
+                        "set",
+                        "storm",
+                        "--refresh-token-validity",
+                        &h.to_string(),
+                    ])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<_> = tokio::task::spawn_blocking(move || {
+            children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect()
+        })
+        .await
+        .unwrap();
+        let mut ok = 0;
+        for o in &outs {
+            match o.status.code() {
+                Some(0) => ok += 1,
+                Some(4) => assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count(), 1),
+                other => panic!(
+                    "{kind:?}: unexpected exit {other:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            }
+        }
+        assert!(ok >= 1, "{kind:?}: no writer succeeded");
+        let shown: serde_json::Value =
+            serde_json::from_str(&sb.ok(&["profile", "show", "storm", "--json"])).unwrap();
+        let h = shown["refresh_token_validity_hours"]
+            .as_u64()
+            .expect("a complete update");
+        assert!((1..=64).contains(&h));
+        assert_eq!(
+            shown["client_id"], PUBLIC_CLIENT,
+            "{kind:?}: the rest of the record is intact"
+        );
+        eprintln!("{kind:?}: {ok}/64 writers landed");
+    }
+}
