@@ -440,6 +440,13 @@ fn check_can_refresh(
     if record.profile.grant == GrantKind::ClientCredentials {
         return Ok(());
     }
+    if let Some(m) = &record.moved {
+        return Err(Error::LoginNeeded(format!(
+            "the tokens of profile {name} were moved to {} at {}; use them there, or log in here again: nsauth login --profile {name}",
+            m.to,
+            crate::token::format_time(m.at)
+        )));
+    }
     let Some(tokens) = &record.tokens else {
         return Err(Error::LoginNeeded(format!(
             "profile {name} has no tokens yet; run: nsauth login --profile {name}"

@@ -107,6 +107,7 @@ pub async fn save_tokens(
     store::update(store, name, |rec| {
         rec.tokens = Some(tokens.clone());
         rec.last_failure = None;
+        rec.moved = None;
         Ok(())
     })
     .await?;

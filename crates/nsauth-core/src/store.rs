@@ -47,8 +47,22 @@ pub struct Record {
     /// it instead of each retrying NetSuite in turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<RefreshFailure>,
+    /// Set when this profile's single-use tokens were moved to another store (share export
+    /// with tokens, or migrate): this copy must not refresh any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Moved>,
     /// Book-keeping.
     pub meta: Metadata,
+}
+
+/// Where and when a profile's tokens went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// A secret-free description of the destination ("share bundle", a store URI).
+    pub to: String,
 }
 
 impl Record {
@@ -61,6 +75,7 @@ impl Record {
             lease: None,
             pending: Vec::new(),
             last_failure: None,
+            moved: None,
             meta: Metadata::now(),
         }
     }
