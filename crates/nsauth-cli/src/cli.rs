@@ -28,6 +28,10 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Audit log (JSON Lines); default: audit.jsonl beside a local store, else
+    /// ~/.local/state/nsauth/audit.jsonl.
+    #[arg(long, global = true, env = "NSAUTH_AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -89,6 +93,19 @@ pub enum Command {
     /// Machine-to-machine (client credentials) helpers.
     #[command(subcommand)]
     M2m(M2mCmd),
+    /// Copy profiles and tokens to another store, verified, never leaving a single-use
+    /// refresh token live in both.
+    Migrate {
+        /// Destination store URI.
+        #[arg(long)]
+        to: String,
+        /// Every profile (default: the --profile one).
+        #[arg(long)]
+        all: bool,
+        /// Say what would be copied; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the NetSuite OAuth 2.0 emulator on loopback.
     Emulator {
         /// Address to listen on (loopback only).
@@ -224,11 +241,18 @@ pub enum LoginStep {
         /// How long the link stays valid, e.g. 24h.
         #[arg(long, default_value = "24h")]
         ttl: String,
+        /// Print a message to forward to the NetSuite user who will approve the access.
+        #[arg(long)]
+        handoff: bool,
     },
-    /// Finish with the URL the browser landed on (or - to read it from stdin).
+    /// Finish with the URL the browser landed on, `code=…&state=…`, or `-` to read it from
+    /// stdin; with --state, the input is just the code.
     Finish {
-        /// The redirect URL, or `-`.
+        /// The redirect URL (or its query string, or the code with --state), or `-`.
         redirect_url: String,
+        /// The `state` the user sent back, when they sent the code separately.
+        #[arg(long)]
+        state: Option<String>,
     },
 }
 

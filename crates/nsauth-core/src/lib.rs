@@ -15,7 +15,9 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod audit;
 pub mod broker;
+pub mod doctor;
 pub mod error;
 pub mod flows;
 pub mod http;
@@ -25,6 +27,7 @@ pub mod m2m;
 pub mod profile;
 pub mod retry;
 pub mod seal;
+pub mod share;
 pub mod secret;
 pub mod store;
 pub mod token;

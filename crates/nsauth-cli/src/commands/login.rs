@@ -13,21 +13,60 @@ use std::time::Duration;
 
 pub async fn run(ctx: &Ctx, args: LoginArgs) -> Result<u8, Error> {
     match args.step {
-        Some(LoginStep::Start { prompt, ttl }) => start(ctx, prompt.as_deref(), &ttl).await,
-        Some(LoginStep::Finish { redirect_url }) => finish(ctx, &redirect_url).await,
+        Some(LoginStep::Start {
+            prompt,
+            ttl,
+            handoff,
+        }) => start(ctx, prompt.as_deref(), &ttl, handoff).await,
+        Some(LoginStep::Finish {
+            redirect_url,
+            state,
+        }) => finish(ctx, &redirect_url, state.as_deref()).await,
         None => interactive(ctx, &args).await,
     }
 }
 
-async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str) -> Result<u8, Error> {
+async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str, handoff: bool) -> Result<u8, Error> {
     let ttl = output::parse_duration(ttl)?;
     let name = ctx.name()?;
     let store = ctx.store()?;
     let (url, expires) = login::start(store.as_ref(), &name, prompt, ttl).await?;
-    println!("{url}");
+    let now = time::OffsetDateTime::now_utc();
+    if !handoff {
+        println!("{url}");
+        ctx.note(format!(
+            "open this link as a NetSuite user (it stays valid until {}), then run: nsauth login finish --profile {name} '<URL the browser landed on>'",
+            output::when(expires, now)
+        ));
+        return Ok(0);
+    }
+    let rec = load_existing(store.as_ref(), &name).await?.record;
+    let redirect = rec
+        .profile
+        .redirect_uri
+        .as_ref()
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    let scopes = rec.profile.scopes.join(", ");
+    println!(
+        "Hello,\n\n\
+         to let our integration call NetSuite account {acct} on your behalf, please open this link\n\
+         (valid until {until}; it can be used once):\n\n  {url}\n\n\
+         1. NetSuite asks you to log in (use the role that should grant access; it needs the\n\
+            \"Log in using OAuth 2.0 Access Tokens\" permission).\n\
+         2. NetSuite may show a consent screen for \"{client}\" asking for: {scopes}. Choose Allow.\n\
+         3. Your browser is then sent to {redirect} — that page may fail to load;\n\
+            that is expected. Copy the full address from the browser's address bar (it contains\n\
+            code=... and state=...) and send it back to us.\n\n\
+         You keep control: an administrator can revoke this access at any time under\n\
+         Setup > Users/Roles > OAuth 2.0 Authorized Applications. We never see your password.",
+        acct = rec.profile.account_id,
+        until = crate::output::rfc3339(Some(expires)).as_str().unwrap_or_default(),
+        client = rec.profile.client_id,
+    );
     ctx.note(format!(
-        "open this link as a NetSuite user (it stays valid until {}), then run: nsauth login finish --profile {name} '<URL the browser landed on>'",
-        output::when(expires, time::OffsetDateTime::now_utc())
+        "when the URL comes back, run: nsauth login finish --profile {name} - (and paste it), before {}",
+        output::when(expires, now)
     ));
     Ok(0)
 }
@@ -47,11 +86,19 @@ fn read_stdin_line() -> Result<String, Error> {
     Ok(s)
 }
 
-async fn finish(ctx: &Ctx, input: &str) -> Result<u8, Error> {
+async fn finish(ctx: &Ctx, input: &str, state: Option<&str>) -> Result<u8, Error> {
     let input = if input == "-" {
         read_stdin_line()?
     } else {
         input.to_owned()
+    };
+    // With --state, the input is just the code the user sent back.
+    let input = match state {
+        Some(st) => url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", input.trim())
+            .append_pair("state", st.trim())
+            .finish(),
+        None => input,
     };
     let name = ctx.name()?;
     let store = ctx.store()?;

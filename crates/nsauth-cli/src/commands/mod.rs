@@ -3,6 +3,7 @@
 mod demo;
 mod login;
 mod m2m;
+mod migrate;
 mod profile;
 mod tokens;
 
@@ -24,6 +25,8 @@ pub struct Ctx {
     pub json: bool,
     /// Quiet mode.
     pub quiet: bool,
+    /// `--audit-log`, if given.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -87,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         profile: cli.profile.clone(),
         json: cli.json,
         quiet: cli.quiet,
+        audit_log: cli.audit_log.clone(),
     };
     match cli.command {
         Command::Profile(cmd) => profile::run(&ctx, cmd).await,
@@ -101,6 +105,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             tokens::api(&ctx, &method, &path, data.as_deref()).await
         }
         Command::M2m(cmd) => m2m::run(&ctx, cmd).await,
+        Command::Migrate { to, all, dry_run } => migrate::run(&ctx, &to, all, dry_run).await,
         Command::Emulator { listen } => demo::emulator(&listen).await,
         Command::Demo => demo::demo(cli.store.clone()).await,
         Command::Backends => {
