@@ -79,6 +79,12 @@ async fn client_credentials_with_generated_keys() {
             serde_json::from_str(&sb.ok(&["--profile", "m2m", "status", "--json"])).unwrap();
         assert_eq!(st["grant"], "client-credentials");
         assert_eq!(st["health"], "ok");
+        assert!(
+            st["certificate_expires_at"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{st}"
+        );
         // The private key never reaches the store in plaintext.
         let pem = std::fs::read_to_string(&key_path).unwrap();
         let body_line = pem.lines().nth(1).unwrap();

@@ -162,6 +162,14 @@ pub fn status_json(name: &str, rec: &Record, now: OffsetDateTime) -> Value {
         "access_token_expires_at": rfc3339(t.map(|t| t.access_expires_at)),
         "refresh_token_expires_at": rfc3339(t.and_then(|t| t.refresh_expires_at)),
         "health": health(rec, now, EXPIRING_WINDOW).as_str(),
+        "certificate_expires_at": rfc3339(
+            rec.profile
+                .certificate_pem
+                .as_deref()
+                .and_then(|pem| nsauth_core::m2m::inspect_certificate(pem).ok())
+                .map(|c| c.not_after)
+        ),
+        "moved_to": rec.moved.as_ref().map(|m| m.to.clone()),
         "refresh_count": rec.meta.refresh_count,
         "updated_at": rfc3339(Some(rec.meta.updated_at)),
         "updated_by": rec.meta.updated_by,
