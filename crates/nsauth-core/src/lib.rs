@@ -22,6 +22,7 @@ pub mod error;
 pub mod flows;
 pub mod http;
 pub mod journal;
+pub mod local_uri;
 pub mod login;
 pub mod m2m;
 pub mod profile;

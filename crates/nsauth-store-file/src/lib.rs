@@ -28,7 +28,6 @@
 mod envelope;
 mod fsutil;
 mod store;
-mod uri;
 
 pub use store::FileStore;
 

@@ -2,7 +2,6 @@
 
 use crate::envelope::Envelope;
 use crate::fsutil::{self, DirLock};
-use crate::uri;
 use async_trait::async_trait;
 use nsauth_core::seal::{create_private_dir, StoreKey};
 use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
@@ -55,7 +54,13 @@ impl FileStore {
     /// Opens the store named by `file://DIR[?key-file=PATH]`, with the key from
     /// [`StoreKey::resolve`].
     pub fn from_uri(uri: &str) -> Result<FileStore, StoreError> {
-        let parsed = uri::parse(uri).map_err(|message| StoreError::Unavailable {
+        let parsed = nsauth_core::local_uri::LocalStoreUri::parse(
+            uri,
+            "file",
+            "file://DIR",
+            "file:///home/me/.nsauth-profiles or file://profiles?key-file=store.key",
+        )
+        .map_err(|message| StoreError::Unavailable {
             message,
             retryable: false,
         })?;

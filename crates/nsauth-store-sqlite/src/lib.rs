@@ -28,7 +28,6 @@
 mod errors;
 mod schema;
 mod store;
-mod uri;
 
 pub use store::SqliteStore;
 

@@ -1,6 +1,6 @@
 //! [`SqliteStore`]: the [`TokenStore`] implementation.
 
-use crate::{errors, schema, uri};
+use crate::{errors, schema};
 use async_trait::async_trait;
 use nsauth_core::seal::StoreKey;
 use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
@@ -49,7 +49,13 @@ impl SqliteStore {
     /// Opens the store named by `sqlite://PATH[?key-file=PATH]`, with the key from
     /// [`StoreKey::resolve`].
     pub fn from_uri(uri: &str) -> Result<SqliteStore, StoreError> {
-        let parsed = uri::parse(uri).map_err(|message| StoreError::Unavailable {
+        let parsed = nsauth_core::local_uri::LocalStoreUri::parse(
+            uri,
+            "sqlite",
+            "sqlite://PATH",
+            "sqlite:///home/me/nsauth.db or sqlite://nsauth.db?key-file=store.key",
+        )
+        .map_err(|message| StoreError::Unavailable {
             message,
             retryable: false,
         })?;

@@ -1,29 +1,40 @@
-//! Parsing `file://DIR?key-file=PATH`.
+//! Parsing the URIs of the local stores: `SCHEME://PATH[?key-file=PATH]`.
 
 use std::path::PathBuf;
 
-/// The parts of a store URI.
+/// The parts of a local store URI.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct StoreUri {
+pub struct LocalStoreUri {
+    /// The database file or directory.
     pub path: PathBuf,
+    /// `?key-file=`, if given.
     pub key_file: Option<PathBuf>,
 }
 
-/// Parses `file://DIR[?key-file=PATH]`. Everything between `file://` and `?` is the
-/// path (so `file:///abs/dir` is absolute and `file://rel/dir` relative), percent-decoded;
-/// a leading `~/` is the home directory. The error is one line, without the `Err` framing.
-pub(crate) fn parse(uri: &str) -> Result<StoreUri, String> {
-    parse_inner(uri).map_err(|why| {
-        let shown: String = uri.chars().take(120).flat_map(char::escape_default).collect();
-        format!("invalid file store URI \"{shown}\": {why}; expected file://DIR, e.g. file:///home/me/.nsauth-profiles or file://profiles?key-file=store.key")
-    })
+impl LocalStoreUri {
+    /// Parses `SCHEME://PATH[?key-file=PATH]`. Everything between `SCHEME://` and `?` is the
+    /// path (so `SCHEME:///abs` is absolute and `SCHEME://rel` relative), percent-decoded; a
+    /// leading `~/` is the home directory. `syntax` and `example` complete the one-line error
+    /// ("expected sqlite://PATH, e.g. …").
+    pub fn parse(uri: &str, scheme: &str, syntax: &str, example: &str) -> Result<Self, String> {
+        parse_inner(uri, scheme).map_err(|why| {
+            let shown: String = uri
+                .chars()
+                .take(120)
+                .flat_map(char::escape_default)
+                .collect();
+            format!(
+                "invalid {scheme} store URI \"{shown}\": {why}; expected {syntax}, e.g. {example}"
+            )
+        })
+    }
 }
 
-fn parse_inner(uri: &str) -> Result<StoreUri, String> {
-    let prefix = "file://";
+fn parse_inner(uri: &str, scheme: &str) -> Result<LocalStoreUri, String> {
+    let prefix = format!("{scheme}://");
     let rest = match uri.get(..prefix.len()) {
-        Some(p) if p.eq_ignore_ascii_case(prefix) => &uri[prefix.len()..],
-        _ => return Err("it does not start with file://".into()),
+        Some(p) if p.eq_ignore_ascii_case(&prefix) => &uri[prefix.len()..],
+        _ => return Err(format!("it does not start with {prefix}")),
     };
     if rest.chars().any(char::is_control) {
         return Err("it contains control characters".into());
@@ -59,7 +70,7 @@ fn parse_inner(uri: &str) -> Result<StoreUri, String> {
             }
         }
     }
-    Ok(StoreUri { path, key_file })
+    Ok(LocalStoreUri { path, key_file })
 }
 
 fn expand_home(path: String) -> Result<PathBuf, String> {
@@ -103,31 +114,41 @@ fn percent_decode(s: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    fn parse(uri: &str) -> Result<LocalStoreUri, String> {
+        LocalStoreUri::parse(
+            uri,
+            "sqlite",
+            "sqlite://PATH",
+            "sqlite:///home/me/nsauth.db",
+        )
+    }
+
     #[test]
     fn absolute_relative_and_key_file() {
-        let u = parse("file:///var/lib/nsauth/profiles").unwrap();
-        assert_eq!(u.path, PathBuf::from("/var/lib/nsauth/profiles"));
+        let u = parse("sqlite:///var/lib/nsauth/ns.db").unwrap();
+        assert_eq!(u.path, PathBuf::from("/var/lib/nsauth/ns.db"));
         assert_eq!(u.key_file, None);
-        let u = parse("file://profiles?key-file=/run/secrets/store.key").unwrap();
-        assert_eq!(u.path, PathBuf::from("profiles"));
+        let u = parse("sqlite://data/ns.db?key-file=/run/secrets/store.key").unwrap();
+        assert_eq!(u.path, PathBuf::from("data/ns.db"));
         assert_eq!(u.key_file, Some(PathBuf::from("/run/secrets/store.key")));
-        let u = parse("file:///tmp/with%20space%3F?key-file=k%25.key").unwrap();
-        assert_eq!(u.path, PathBuf::from("/tmp/with space?"));
+        let u = parse("sqlite:///tmp/with%20space%3F.db?key-file=k%25.key").unwrap();
+        assert_eq!(u.path, PathBuf::from("/tmp/with space?.db"));
         assert_eq!(u.key_file, Some(PathBuf::from("k%.key")));
     }
 
     #[test]
     fn bad_uris_say_what_is_expected() {
         for bad in [
-            "file://",
-            "file://?key-file=x",
-            "sqlite:///x",
-            "file:///x?mode=ro",
-            "file:///x%zz",
-            "file:///x?key-file=",
+            "sqlite://",
+            "sqlite://?key-file=x",
+            "file:///x.db",
+            "sqlite:///x.db?mode=ro",
+            "sqlite:///x%zz.db",
+            "sqlite:///x.db?key-file=",
+            "sqlite:///x.db?key-file=a&key-file=b",
         ] {
             let e = parse(bad).unwrap_err();
-            assert!(e.contains("expected file://DIR"), "{bad}: {e}");
+            assert!(e.contains("expected sqlite://PATH"), "{bad}: {e}");
             assert!(!e.contains('\n'), "{e}");
         }
     }
