@@ -93,6 +93,9 @@ pub enum Command {
     /// Machine-to-machine (client credentials) helpers.
     #[command(subcommand)]
     M2m(M2mCmd),
+    /// Share a profile (and its tokens) with someone, encrypted to their age or SSH key.
+    #[command(subcommand)]
+    Share(crate::commands::share::ShareCmd),
     /// Copy profiles and tokens to another store, verified, never leaving a single-use
     /// refresh token live in both.
     Migrate {

@@ -5,6 +5,7 @@ mod login;
 mod m2m;
 mod migrate;
 mod profile;
+pub(crate) mod share;
 mod tokens;
 
 use crate::cli::{Cli, Command};
@@ -105,6 +106,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             tokens::api(&ctx, &method, &path, data.as_deref()).await
         }
         Command::M2m(cmd) => m2m::run(&ctx, cmd).await,
+        Command::Share(cmd) => share::run(&ctx, cmd).await,
         Command::Migrate { to, all, dry_run } => migrate::run(&ctx, &to, all, dry_run).await,
         Command::Emulator { listen } => demo::emulator(&listen).await,
         Command::Demo => demo::demo(cli.store.clone()).await,

@@ -1,0 +1,282 @@
+//! `nsauth share keygen|export|import`: hand a profile (and its tokens) to someone else,
+//! encrypted with age to their public key.
+
+use super::Ctx;
+use crate::output;
+use clap::Subcommand;
+use nsauth_core::profile::GrantKind;
+use nsauth_core::seal::{create_private_dir, write_new_private};
+use nsauth_core::share::{self, Identity, Recipient};
+use nsauth_core::token::format_time;
+use nsauth_core::{Error, ProfileName};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// Share bundles: a profile, and if asked its tokens, encrypted to a colleague's key.
+#[derive(Debug, Subcommand)]
+pub enum ShareCmd {
+    /// Make an age identity file to receive bundles with; prints its recipient (age1…).
+    Keygen {
+        /// Where to write the identity (mode 0600; an existing file is never replaced).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Write the profile (--profile), and with --with-tokens its tokens, encrypted to the
+    /// recipients, into a new file.
+    Export {
+        /// An age recipient (age1…), an SSH public key ("ssh-ed25519 AAAA…", "ssh-rsa AAAA…"),
+        /// or @FILE with one of those on each line (# comments allowed). Repeatable.
+        #[arg(
+            long = "recipient",
+            short = 'r',
+            value_name = "RECIPIENT",
+            required = true
+        )]
+        recipients: Vec<String>,
+        /// Include the tokens. For a public client this moves them: this copy stops
+        /// refreshing, because its refresh token is single-use.
+        #[arg(long)]
+        with_tokens: bool,
+        /// The bundle file to create (an existing file is never replaced).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Add the profile in a bundle to this store (never replacing an existing profile).
+    Import {
+        /// The bundle written by `nsauth share export`.
+        file: PathBuf,
+        /// Your age identity file (from `nsauth share keygen`) or unencrypted SSH private key.
+        #[arg(long, value_name = "FILE")]
+        identity: PathBuf,
+        /// The profile name to use here (default: the name in the bundle).
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
+}
+
+/// Runs a `share` subcommand.
+pub async fn run(ctx: &Ctx, cmd: ShareCmd) -> Result<u8, Error> {
+    match cmd {
+        ShareCmd::Keygen { out } => keygen(ctx, &out),
+        ShareCmd::Export {
+            recipients,
+            with_tokens,
+            out,
+        } => export(ctx, &recipients, with_tokens, &out).await,
+        ShareCmd::Import {
+            file,
+            identity,
+            as_name,
+        } => import(ctx, &file, &identity, as_name.as_deref()).await,
+    }
+}
+
+fn keygen(ctx: &Ctx, out: &Path) -> Result<u8, Error> {
+    if out.symlink_metadata().is_ok() {
+        return Err(Error::Invalid(format!(
+            "{} already exists; choose another --out (nothing was overwritten)",
+            out.display()
+        )));
+    }
+    if let Some(dir) = out.parent() {
+        create_private_dir(dir)
+            .map_err(|e| Error::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let generated = share::generate_identity();
+    write_new_private(out, generated.file_contents.as_bytes()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Invalid(format!(
+                "{} already exists; choose another --out (nothing was overwritten)",
+                out.display()
+            ))
+        } else {
+            Error::Invalid(format!("cannot write {}: {e}", out.display()))
+        }
+    })?;
+    if ctx.json {
+        println!(
+            "{}",
+            json!({"identity": out, "recipient": generated.recipient})
+        );
+    } else {
+        println!("{}", generated.recipient);
+    }
+    ctx.note(format!(
+        "identity written to {} (mode 0600; keep it secret). Send the recipient above to whoever shares a profile with you:\n  nsauth share export --recipient {} --out FILE",
+        out.display(),
+        generated.recipient
+    ));
+    Ok(0)
+}
+
+/// Reads `--recipient` values: keys as given, `@FILE` for a list.
+fn recipients(values: &[String]) -> Result<Vec<Recipient>, Error> {
+    let mut out = Vec::new();
+    for v in values {
+        match v.strip_prefix('@') {
+            Some(path) => {
+                let path = Path::new(path);
+                let bytes =
+                    share::read_limited(path, share::MAX_KEY_FILE_BYTES, "recipients file")?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    Error::Invalid(format!(
+                        "{} is not a text file of public keys",
+                        path.display()
+                    ))
+                })?;
+                out.extend(Recipient::parse_list(&text, &path.display().to_string())?);
+            }
+            None => out.push(Recipient::parse(v)?),
+        }
+    }
+    Ok(out)
+}
+
+fn grant_and_client(grant: GrantKind, public: bool) -> String {
+    match grant {
+        GrantKind::ClientCredentials => grant.as_str().to_owned(),
+        GrantKind::AuthorizationCode => format!(
+            "{}, {} client",
+            grant.as_str(),
+            if public { "public" } else { "confidential" }
+        ),
+    }
+}
+
+async fn export(ctx: &Ctx, values: &[String], with_tokens: bool, out: &Path) -> Result<u8, Error> {
+    let name = ctx.name()?;
+    let recipients = recipients(values)?;
+    if out.symlink_metadata().is_ok() {
+        return Err(Error::Invalid(format!(
+            "{} already exists; choose another --out (nothing was overwritten)",
+            out.display()
+        )));
+    }
+    let store = ctx.store()?;
+    let done = share::export(store.as_ref(), &name, &recipients, with_tokens, out).await?;
+    let refresh_end = done.refresh_expires_at.map(format_time);
+    if ctx.json {
+        output::print_object(
+            true,
+            &json!({
+                "bundle": out,
+                "profile": name.as_str(),
+                "grant": done.grant.as_str(),
+                "client_type": if done.public_client { "public" } else { "confidential" },
+                "with_tokens": done.with_tokens,
+                "refresh_expires_at": output::rfc3339(done.refresh_expires_at),
+                "source_moved": done.source_moved,
+                "recipients": recipients.iter().map(|r| r.kind()).collect::<Vec<_>>(),
+            }),
+        );
+    } else {
+        println!(
+            "wrote {}: profile {name} ({}){}, encrypted to {} recipient{} ({})",
+            out.display(),
+            grant_and_client(done.grant, done.public_client),
+            if done.with_tokens {
+                " with tokens"
+            } else {
+                " without tokens"
+            },
+            recipients.len(),
+            if recipients.len() == 1 { "" } else { "s" },
+            recipients
+                .iter()
+                .map(|r| r.kind())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if done.source_moved {
+        eprintln!(
+            "warning: profile {name} is a public client, whose refresh token is single-use: from now on only the importer can refresh. This copy keeps its access token until it expires, then refuses to refresh (run nsauth login --profile {name} to use it again on its own){}",
+            refresh_end
+                .map(|t| format!("; the moved refresh token ends {t}"))
+                .unwrap_or_default()
+        );
+    } else if done.with_tokens && done.grant == GrantKind::AuthorizationCode {
+        ctx.note(format!(
+            "profile {name} is a confidential client: NetSuite reuses its refresh token, so this copy and the imported one both keep refreshing; revoking it (nsauth revoke) at either end ends both"
+        ));
+    }
+    if done.holds_secrets {
+        ctx.note(
+            "the bundle holds secrets (only its recipients can read them): delete it once imported",
+        );
+    }
+    Ok(0)
+}
+
+async fn import(
+    ctx: &Ctx,
+    file: &Path,
+    identity: &Path,
+    as_name: Option<&str>,
+) -> Result<u8, Error> {
+    let wanted = as_name.map(ProfileName::parse).transpose()?;
+    let id = Identity::read_file(identity)?;
+    let bytes = share::read_limited(file, share::MAX_BUNDLE_BYTES, "share bundle")?;
+    let bundle = share::open(&bytes, &id).map_err(|e| match e {
+        Error::Invalid(m) => Error::Invalid(format!("cannot import {}: {m}", file.display())),
+        other => other,
+    })?;
+    drop(id);
+    let name = wanted.unwrap_or_else(|| bundle.profile_name.clone());
+    let store = ctx.store()?;
+    share::import(store.as_ref(), &bundle, &name).await?;
+    let now = OffsetDateTime::now_utc();
+    let tokens = bundle.tokens.as_ref();
+    let refresh_end = tokens.and_then(|t| t.refresh_expires_at);
+    if ctx.json {
+        output::print_object(
+            true,
+            &json!({
+                "profile": name.as_str(),
+                "from_profile": bundle.profile_name.as_str(),
+                "store": store.describe(),
+                "grant": bundle.profile.grant.as_str(),
+                "client_type": if bundle.profile.is_public() { "public" } else { "confidential" },
+                "with_tokens": tokens.is_some(),
+                "refresh_expires_at": output::rfc3339(refresh_end),
+                "exported_at": output::rfc3339(Some(bundle.exported_at)),
+                "exported_by": bundle.exported_by,
+            }),
+        );
+    } else {
+        println!(
+            "imported profile {name} ({}) into {}, {}",
+            grant_and_client(bundle.profile.grant, bundle.profile.is_public()),
+            store.describe(),
+            if tokens.is_some() {
+                "with tokens"
+            } else {
+                "without tokens"
+            }
+        );
+        println!(
+            "exported by {} at {}",
+            bundle.exported_by,
+            format_time(bundle.exported_at)
+        );
+        match (tokens, refresh_end) {
+            (Some(_), Some(end)) => println!("refresh token ends {}", output::when(end, now)),
+            (Some(t), None) if t.refresh_token.is_none() => {
+                println!("no refresh token (access token only)")
+            }
+            _ => {}
+        }
+    }
+    let login = format!("nsauth login --profile {name}");
+    match (tokens, refresh_end) {
+        (None, _) if bundle.profile.grant == GrantKind::AuthorizationCode => {
+            ctx.note(format!("no tokens were shared; run: {login}"))
+        }
+        (Some(_), Some(end)) if end <= now => {
+            eprintln!("warning: the shared refresh token has already expired; run: {login}")
+        }
+        _ => {}
+    }
+    Ok(0)
+}
