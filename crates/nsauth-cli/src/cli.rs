@@ -117,6 +117,10 @@ pub enum Command {
     },
     /// Walk through profile set, login, token, refresh, status and revoke against the built-in emulator.
     Demo,
+    /// Read the audit trail.
+    Audit(crate::commands::audit::AuditArgs),
+    /// Check the profile, store, credentials, clock and NetSuite reachability.
+    Doctor(crate::commands::doctor::DoctorArgs),
     /// List the compiled-in stores and their URI syntax.
     Backends,
     /// Print shell completions.

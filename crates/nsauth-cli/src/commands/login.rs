@@ -102,7 +102,14 @@ async fn finish(ctx: &Ctx, input: &str, state: Option<&str>) -> Result<u8, Error
     };
     let name = ctx.name()?;
     let store = ctx.store()?;
-    let tokens = login::finish(store.as_ref(), &Http::new()?, &name, &input).await?;
+    let res = login::finish(store.as_ref(), &Http::new()?, &name, &input).await;
+    let mut ev =
+        nsauth_core::audit::AuditEvent::new("login", name.as_str(), &store.describe()).result(&res);
+    if let Ok(t) = &res {
+        ev = ev.fingerprint(t.access_token.fingerprint());
+    }
+    super::audit::record(ctx, &ev);
+    let tokens = res?;
     report_login(ctx, &name, &tokens);
     Ok(0)
 }
@@ -190,7 +197,16 @@ async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
                 .map_err(|e| Error::Other(e.to_string()))??
         }
     };
-    let tokens = login::finish(store.as_ref(), &Http::new()?, &name, &callback).await?;
+    let res = login::finish(store.as_ref(), &Http::new()?, &name, &callback).await;
+    let mut ev =
+        nsauth_core::audit::AuditEvent::new("login", name.as_str(), &store.describe()).result(&res);
+    if let Ok(t) = &res {
+        ev = ev
+            .fingerprint(t.access_token.fingerprint())
+            .detail("interactive");
+    }
+    super::audit::record(ctx, &ev);
+    let tokens = res?;
     report_login(ctx, &name, &tokens);
     Ok(0)
 }

@@ -32,7 +32,16 @@ pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<u8, Er
     let mut worst = 0u8;
     let mut rows = Vec::new();
     for name in &names {
-        let outcome = match migrate_one(src.as_ref(), dst.as_ref(), name, dry_run).await {
+        let res = migrate_one(src.as_ref(), dst.as_ref(), name, dry_run).await;
+        if !dry_run {
+            super::audit::record(
+                ctx,
+                &nsauth_core::audit::AuditEvent::new("migrate", name.as_str(), &src.describe())
+                    .result(&res)
+                    .detail(format!("to {}", dst.describe())),
+            );
+        }
+        let outcome = match res {
             Ok(o) => o,
             Err(e) => Outcome::Refused(e),
         };

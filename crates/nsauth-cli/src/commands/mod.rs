@@ -1,6 +1,8 @@
 //! One module per command group; `run` dispatches.
 
+pub(crate) mod audit;
 mod demo;
+pub(crate) mod doctor;
 mod login;
 mod m2m;
 mod migrate;
@@ -110,6 +112,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Migrate { to, all, dry_run } => migrate::run(&ctx, &to, all, dry_run).await,
         Command::Emulator { listen } => demo::emulator(&listen).await,
         Command::Demo => demo::demo(cli.store.clone()).await,
+        Command::Audit(args) => audit::run(&ctx, args).await,
+        Command::Doctor(args) => doctor::run(&ctx, args).await,
         Command::Backends => {
             backends(&ctx);
             Ok(0)

@@ -195,6 +195,15 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<u8, Error> {
                 .put(&name, &Record::new(profile), Precondition::Create)
                 .await?;
             ctx.note(format!("profile {name} created in {}", store.describe()));
+            super::audit::record(
+                ctx,
+                &nsauth_core::audit::AuditEvent::new(
+                    "profile-set",
+                    name.as_str(),
+                    &store.describe(),
+                )
+                .detail("created"),
+            );
         }
         Some(_) => {
             store::update(store.as_ref(), &name, |rec| {
@@ -212,6 +221,15 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<u8, Error> {
             })
             .await?;
             ctx.note(format!("profile {name} updated in {}", store.describe()));
+            super::audit::record(
+                ctx,
+                &nsauth_core::audit::AuditEvent::new(
+                    "profile-set",
+                    name.as_str(),
+                    &store.describe(),
+                )
+                .detail("updated"),
+            );
         }
     }
     Ok(0)
@@ -245,7 +263,17 @@ async fn show(ctx: &Ctx, name: &str) -> Result<u8, Error> {
 async fn delete(ctx: &Ctx, name: &str) -> Result<u8, Error> {
     let name = ProfileName::parse(name)?;
     let store = ctx.store()?;
-    match store.delete(&name, None).await {
+    let res = store.delete(&name, None).await;
+    super::audit::record(
+        ctx,
+        &nsauth_core::audit::AuditEvent::new("profile-delete", name.as_str(), &store.describe())
+            .result(
+                &res.as_ref()
+                    .map(|_| ())
+                    .map_err(|e| Error::Store(clone_kind(e))),
+            ),
+    );
+    match res {
         Ok(()) => {
             ctx.note(format!("profile {name} deleted (tokens were not revoked; use nsauth revoke first to end them at NetSuite)"));
             Ok(0)
@@ -255,5 +283,17 @@ async fn delete(ctx: &Ctx, name: &str) -> Result<u8, Error> {
             store.describe()
         ))),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A secret-free copy of a store error's kind and message, for the audit record.
+fn clone_kind(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound(n) => StoreError::NotFound(n.clone()),
+        StoreError::Conflict(n) => StoreError::Conflict(n.clone()),
+        other => StoreError::Unavailable {
+            message: other.to_string(),
+            retryable: other.is_retryable(),
+        },
     }
 }

@@ -154,7 +154,19 @@ async fn export(ctx: &Ctx, values: &[String], with_tokens: bool, out: &Path) -> 
         )));
     }
     let store = ctx.store()?;
-    let done = share::export(store.as_ref(), &name, &recipients, with_tokens, out).await?;
+    let res = share::export(store.as_ref(), &name, &recipients, with_tokens, out).await;
+    super::audit::record(
+        ctx,
+        &nsauth_core::audit::AuditEvent::new("share-export", name.as_str(), &store.describe())
+            .result(&res)
+            .detail(format!(
+                "to {}",
+                out.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )),
+    );
+    let done = res?;
     let refresh_end = done.refresh_expires_at.map(format_time);
     if ctx.json {
         output::print_object(
@@ -225,7 +237,26 @@ async fn import(
     drop(id);
     let name = wanted.unwrap_or_else(|| bundle.profile_name.clone());
     let store = ctx.store()?;
-    share::import(store.as_ref(), &bundle, &name).await?;
+    let res = share::import(store.as_ref(), &bundle, &name).await;
+    let mut ev =
+        nsauth_core::audit::AuditEvent::new("share-import", name.as_str(), &store.describe())
+            .result(&res)
+            .detail(format!(
+                "from {}",
+                file.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ));
+    if let Some(t) = bundle.tokens.as_ref() {
+        ev = ev.fingerprint(
+            t.refresh_token
+                .as_ref()
+                .map(|r| r.fingerprint())
+                .unwrap_or_else(|| t.access_token.fingerprint()),
+        );
+    }
+    super::audit::record(ctx, &ev);
+    res?;
     let now = OffsetDateTime::now_utc();
     let tokens = bundle.tokens.as_ref();
     let refresh_end = tokens.and_then(|t| t.refresh_expires_at);

@@ -12,10 +12,20 @@ use time::OffsetDateTime;
 
 pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<u8, Error> {
     let name = ctx.name()?;
-    let broker = ctx.broker(ctx.store()?)?;
-    let (tokens, outcome) = broker
+    let store = ctx.store()?;
+    let broker = ctx.broker(store.clone())?;
+    let res = broker
         .access_token(&name, Duration::from_secs(min_ttl))
-        .await?;
+        .await;
+    let mut ev =
+        nsauth_core::audit::AuditEvent::new("token", name.as_str(), &store.describe()).result(&res);
+    if let Ok((t, o)) = &res {
+        ev = ev
+            .fingerprint(t.access_token.fingerprint())
+            .detail(format!("{o:?}").to_lowercase());
+    }
+    super::audit::record(ctx, &ev);
+    let (tokens, outcome) = res?;
     tracing::info!(profile = %name, ?outcome, fingerprint = %tokens.access_token.fingerprint(), "access token handed out");
     let mut out = std::io::stdout().lock();
     let line = zeroize::Zeroizing::new(format!("{}\n", tokens.access_token.secret()));
@@ -27,13 +37,26 @@ pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<u8, Error> {
 
 pub async fn refresh(ctx: &Ctx, force: bool) -> Result<u8, Error> {
     let name = ctx.name()?;
-    let broker = ctx.broker(ctx.store()?)?;
+    let store = ctx.store()?;
+    let broker = ctx.broker(store.clone())?;
     let now = OffsetDateTime::now_utc();
-    let (tokens, outcome) = if force {
-        (broker.force_refresh(&name).await?, Outcome::Refreshed)
+    let res = if force {
+        broker
+            .force_refresh(&name)
+            .await
+            .map(|t| (t, Outcome::Refreshed))
     } else {
-        broker.access_token(&name, Duration::from_secs(600)).await?
+        broker.access_token(&name, Duration::from_secs(600)).await
     };
+    let mut ev = nsauth_core::audit::AuditEvent::new("refresh", name.as_str(), &store.describe())
+        .result(&res);
+    if let Ok((t, o)) = &res {
+        ev = ev
+            .fingerprint(t.access_token.fingerprint())
+            .detail(format!("{o:?}").to_lowercase());
+    }
+    super::audit::record(ctx, &ev);
+    let (tokens, outcome) = res?;
     let what = match outcome {
         Outcome::Refreshed => "refreshed",
         Outcome::Waited => "refreshed by another process",
@@ -162,7 +185,14 @@ pub async fn revoke(ctx: &Ctx) -> Result<u8, Error> {
     let broker = ctx.broker(store.clone())?;
     let rec = load_existing(store.as_ref(), &name).await?.record;
     if let Some(rt) = rec.tokens.as_ref().and_then(|t| t.refresh_token.as_ref()) {
-        flows::revoke(broker.http(), &rec.profile, rt).await?;
+        let res = flows::revoke(broker.http(), &rec.profile, rt).await;
+        super::audit::record(
+            ctx,
+            &nsauth_core::audit::AuditEvent::new("revoke", name.as_str(), &store.describe())
+                .result(&res)
+                .fingerprint(rt.fingerprint()),
+        );
+        res?;
         ctx.note(format!(
             "revoked the refresh token of profile {name} at NetSuite"
         ));
