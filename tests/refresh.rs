@@ -426,3 +426,76 @@ async fn conflict_storm_of_64_writers() {
         eprintln!("{kind:?}: {ok}/64 writers landed");
     }
 }
+
+/// A holder killed with SIGKILL while it holds the refresh lease delays the others by at most
+/// the lease time; then exactly one of them takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_lease_holder_is_taken_over() {
+    let emu = emulator().await;
+    for kind in KINDS {
+        let mut sb = Sandbox::new(kind);
+        sb.extra_env
+            .push(("NSAUTH_LEASE_SECONDS".into(), "3".into()));
+        emu.set_access_ttl(120);
+        set_confidential_profile(&sb, &emu, "k");
+        login(&sb, "k").await;
+        let count = |sb: &Sandbox| -> u64 {
+            let st: serde_json::Value =
+                serde_json::from_str(&sb.ok(&["--profile", "k", "status", "--json"])).unwrap();
+            st["refresh_count"].as_u64().unwrap()
+        };
+        let before = count(&sb);
+        let requests = emu.counters().token_requests;
+        // The holder's refresh hangs at NetSuite; kill it while it holds the lease.
+        emu.inject(Fault::Delay(Duration::from_secs(20)));
+        let mut holder = sb
+            .cmd()
+            .args(["--profile", "k", "token", "--min-ttl", "300"])
+            .spawn()
+            .unwrap();
+        assert!(
+            poll(Duration::from_secs(20), || (emu.counters().token_requests
+                > requests)
+                .then_some(()))
+            .is_some(),
+            "{kind:?}: the holder never reached NetSuite"
+        );
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let started = Instant::now();
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                sb.cmd()
+                    .args(["--profile", "k", "token", "--min-ttl", "300"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<_> = tokio::task::spawn_blocking(move || {
+            waiters
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect()
+        })
+        .await
+        .unwrap();
+        let waited = started.elapsed();
+        let mut tokens = std::collections::BTreeSet::new();
+        for o in &outs {
+            assert_ok(o, &["token after the holder died"]);
+            tokens.insert(String::from_utf8(o.stdout.clone()).unwrap());
+        }
+        assert_eq!(tokens.len(), 1, "{kind:?}: one takeover, one token for all");
+        assert!(
+            waited < Duration::from_secs(15),
+            "{kind:?}: waited {waited:?} for a 3 s lease"
+        );
+        assert_eq!(
+            count(&sb),
+            before + 1,
+            "{kind:?}: exactly one refresh was stored for this expiry"
+        );
+    }
+}
