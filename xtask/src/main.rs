@@ -3,6 +3,8 @@
 //! `cargo xtask ci` runs exactly what CI runs: format check, clippy with `-D warnings`,
 //! `cargo deny check`, then `cargo xtask test`.
 
+mod bench;
+mod fuzz;
 mod services;
 
 use std::process::{Command, ExitCode};
@@ -12,6 +14,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => lint().and_then(|()| deny()).and_then(|()| test(&args[1..])),
         Some("lint") => lint(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("deny") => deny(),
         Some("test") => test(&args[1..]),
         Some("services") => match args.get(1).map(String::as_str) {

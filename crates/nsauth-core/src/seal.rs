@@ -161,6 +161,9 @@ impl StoreKey {
         else {
             return Err(corrupt("it is not an nsauth sealed record".into()));
         };
+        if key_id.len() != 8 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(corrupt("its key id is damaged".into()));
+        }
         if key_id != self.id() {
             return Err(corrupt(format!(
                 "it was encrypted with store key {key_id}, but the current key is {}; set {STORE_KEY_ENV} or {STORE_KEY_FILE_ENV} to the right key",

@@ -102,10 +102,7 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenResponse, String> {
     }
     if let Some(t) = &parsed.token_type {
         if !t.eq_ignore_ascii_case("bearer") {
-            return Err(format!(
-                "unexpected token_type {:?}; expected bearer",
-                t.chars().take(20).collect::<String>()
-            ));
+            return Err("the token endpoint returned a token_type other than bearer".into());
         }
     }
     if matches!(parsed.expires_in, Some(e) if e <= 0 || e > 86_400 * 366) {
