@@ -28,8 +28,8 @@ pub mod m2m;
 pub mod profile;
 pub mod retry;
 pub mod seal;
-pub mod share;
 pub mod secret;
+pub mod share;
 pub mod store;
 pub mod token;
 

@@ -84,6 +84,11 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("nsauth-store-vault/", env!("CARGO_PKG_VERSION")));
+        if uri.addr.scheme() == "http" {
+            // Plain http (a loopback dev server, or TLS terminated elsewhere): loading the
+            // system's CA certificates would be most of a `token` call's cost, for nothing.
+            builder = builder.tls_built_in_root_certs(false);
+        }
         if let Some(path) = &settings.ca_cert {
             let pem = std::fs::read(path).map_err(|e| StoreError::Unavailable {
                 message: format!("cannot read VAULT_CACERT {}: {e}", path.display()),
