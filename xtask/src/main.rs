@@ -27,10 +27,16 @@ fn main() -> ExitCode {
             _ => Err("usage: cargo xtask services up|down".into()),
         },
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|deny|test> [-- test args]");
+            eprintln!("usage: cargo xtask <ci|lint|deny|test|services|bench|fuzz> [args]");
             eprintln!("  ci    format check, clippy -D warnings, cargo deny, then all tests (what .ci/run does)");
             eprintln!("  test  build the nsauth binary, start OpenBao and moto, run every test of the workspace");
             eprintln!("  services up|down  start/stop OpenBao and moto on loopback (env in .services/env)");
+            eprintln!(
+                "  bench [--quick] [--runs N]  whole-process benchmarks; writes docs/benchmarks.md"
+            );
+            eprintln!(
+                "  fuzz [--seconds N] [TARGET...]  run the cargo-fuzz targets (RUSTC_BOOTSTRAP=1)"
+            );
             return ExitCode::from(2);
         }
     };
