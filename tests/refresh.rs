@@ -49,24 +49,12 @@ async fn sixteen_concurrent_token_calls_cause_one_refresh() {
         // Slow the refresh so that every process arrives while it is in flight.
         emu.inject(Fault::Delay(Duration::from_millis(700)));
         let before = emu.counters();
-        let children: Vec<_> = (0..16)
-            .map(|_| {
-                sb.cmd()
-                    .args(["--profile", "ci", "token", "--min-ttl", "300"])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<_> = tokio::task::spawn_blocking(move || {
-            children
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect()
-        })
-        .await
-        .unwrap();
+        let outs = run_concurrently((0..16).map(|_| {
+            let mut c = sb.cmd();
+            c.args(["--profile", "ci", "token", "--min-ttl", "300"]);
+            c
+        }))
+        .await;
         let mut tokens = std::collections::BTreeSet::new();
         for o in &outs {
             assert_ok(o, &["token (concurrent)"]);
@@ -377,30 +365,18 @@ async fn conflict_storm_of_64_writers() {
     for kind in KINDS {
         let sb = Sandbox::new(kind);
         set_public_profile(&sb, &emu, "storm");
-        let children: Vec<_> = (1..=64u32)
-            .map(|h| {
-                sb.cmd()
-                    .args([
-                        "profile",
-                        "set",
-                        "storm",
-                        "--refresh-token-validity",
-                        &h.to_string(),
-                    ])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<_> = tokio::task::spawn_blocking(move || {
-            children
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect()
-        })
-        .await
-        .unwrap();
+        let outs = run_concurrently((1..=64u32).map(|h| {
+            let mut c = sb.cmd();
+            c.args([
+                "profile",
+                "set",
+                "storm",
+                "--refresh-token-validity",
+                &h.to_string(),
+            ]);
+            c
+        }))
+        .await;
         let mut ok = 0;
         for o in &outs {
             match o.status.code() {
@@ -463,24 +439,12 @@ async fn killed_lease_holder_is_taken_over() {
         holder.kill().unwrap();
         holder.wait().unwrap();
         let started = Instant::now();
-        let waiters: Vec<_> = (0..4)
-            .map(|_| {
-                sb.cmd()
-                    .args(["--profile", "k", "token", "--min-ttl", "300"])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<_> = tokio::task::spawn_blocking(move || {
-            waiters
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect()
-        })
-        .await
-        .unwrap();
+        let outs = run_concurrently((0..4).map(|_| {
+            let mut c = sb.cmd();
+            c.args(["--profile", "k", "token", "--min-ttl", "300"]);
+            c
+        }))
+        .await;
         let waited = started.elapsed();
         let mut tokens = std::collections::BTreeSet::new();
         for o in &outs {

@@ -24,24 +24,12 @@ async fn remote_stores_single_refresh_storm() {
         emu.set_access_ttl(3600);
         emu.inject(Fault::Delay(Duration::from_millis(700)));
         let before = emu.counters();
-        let children: Vec<_> = (0..16)
-            .map(|_| {
-                sb.cmd()
-                    .args(["--profile", "ci", "token", "--min-ttl", "300"])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<_> = tokio::task::spawn_blocking(move || {
-            children
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect()
-        })
-        .await
-        .unwrap();
+        let outs = run_concurrently((0..16).map(|_| {
+            let mut c = sb.cmd();
+            c.args(["--profile", "ci", "token", "--min-ttl", "300"]);
+            c
+        }))
+        .await;
         let mut tokens = std::collections::BTreeSet::new();
         for o in &outs {
             assert_ok(o, &["token (concurrent)", label]);

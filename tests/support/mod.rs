@@ -320,3 +320,24 @@ fn uuid_like() -> String {
     h.write_u32(std::process::id());
     format!("{:016x}", h.finish())
 }
+
+/// Starts every command at once (stdout and stderr captured) and waits for all of them.
+pub async fn run_concurrently(cmds: impl IntoIterator<Item = Command>) -> Vec<Output> {
+    let children: Vec<_> = cmds
+        .into_iter()
+        .map(|mut c| {
+            c.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn nsauth")
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().expect("wait"))
+            .collect()
+    })
+    .await
+    .expect("join")
+}
