@@ -143,6 +143,7 @@ async fn region(uri: &StoreUri, base: &ProviderConfig, imds: bool) -> Result<Reg
 
 /// The standard credential chain, with the metadata service only where it can answer.
 fn credential_chain(base: &ProviderConfig, imds: bool) -> CredentialsProviderChain {
+    let set = |var: &str| std::env::var_os(var).is_some_and(|v| !v.is_empty());
     let mut chain = CredentialsProviderChain::first_try(
         "Environment",
         EnvironmentVariableCredentialsProvider::new(),
@@ -152,19 +153,26 @@ fn credential_chain(base: &ProviderConfig, imds: bool) -> CredentialsProviderCha
         aws_config::profile::ProfileFileCredentialsProvider::builder()
             .configure(base)
             .build(),
-    )
-    .or_else(
-        "WebIdentityToken",
-        aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
-            .configure(base)
-            .build(),
-    )
-    .or_else(
-        "EcsContainer",
-        aws_config::ecs::EcsCredentialsProvider::builder()
-            .configure(base)
-            .build(),
     );
+    // Web identity (CI OIDC) and ECS providers only when their variables say they can answer:
+    // building the web identity provider creates an STS client and loads every system CA
+    // certificate, most of a `token` call's cost otherwise.
+    if set("AWS_WEB_IDENTITY_TOKEN_FILE") {
+        chain = chain.or_else(
+            "WebIdentityToken",
+            aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
+                .configure(base)
+                .build(),
+        );
+    }
+    if set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") || set("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        chain = chain.or_else(
+            "EcsContainer",
+            aws_config::ecs::EcsCredentialsProvider::builder()
+                .configure(base)
+                .build(),
+        );
+    }
     if imds {
         chain = chain.or_else(
             "Ec2InstanceMetadata",
