@@ -10,6 +10,9 @@ use std::io::{Read, Write};
 use std::time::Duration;
 use time::OffsetDateTime;
 
+mod child_env;
+mod target;
+
 pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<u8, Error> {
     let name = ctx.name()?;
     let store = ctx.store()?;
@@ -184,6 +187,14 @@ pub async fn revoke(ctx: &Ctx) -> Result<u8, Error> {
     let store = ctx.store()?;
     let broker = ctx.broker(store.clone())?;
     let rec = load_existing(store.as_ref(), &name).await?.record;
+    if let Some(m) = &rec.moved {
+        // The grant now lives at the destination; revoking here would end it there.
+        return Err(Error::Invalid(format!(
+            "the tokens of profile {name} were moved to {} at {}; nothing here to revoke. To end that grant, run nsauth revoke where they were moved to (or revoke the app in NetSuite: Setup > Users/Roles > OAuth 2.0 Authorized Applications); to forget this profile: nsauth profile delete {name}",
+            m.to,
+            nsauth_core::token::format_time(m.at)
+        )));
+    }
     if let Some(rt) = rec.tokens.as_ref().and_then(|t| t.refresh_token.as_ref()) {
         let res = flows::revoke(broker.http(), &rec.profile, rt).await;
         super::audit::record(
@@ -221,7 +232,11 @@ pub async fn exec(ctx: &Ctx, command: Vec<String>) -> Result<u8, Error> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| Error::Invalid("exec needs a command: nsauth exec -- CMD ARGS".into()))?;
-    let status = tokio::process::Command::new(program)
+    let mut child = tokio::process::Command::new(program);
+    for k in child_env::withheld() {
+        child.env_remove(k);
+    }
+    let status = child
         .args(args)
         .env("NETSUITE_ACCESS_TOKEN", tokens.access_token.secret())
         .env("NETSUITE_ACCOUNT_ID", rec.profile.account_id.as_str())
@@ -241,11 +256,6 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
     let broker = ctx.broker(store.clone())?;
     let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Error::Invalid(format!("invalid HTTP method {method:?}")))?;
-    if path.contains("://") || path.starts_with("//") {
-        return Err(Error::Invalid(
-            "PATH is relative to the REST base URL, e.g. record/v1/metadata-catalog".into(),
-        ));
-    }
     let body = match data {
         None => None,
         Some("-") => {
@@ -267,14 +277,23 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
             }
         },
     };
-    let (tokens, _) = broker.access_token(&name, Duration::from_secs(60)).await?;
-    let rec = load_existing(store.as_ref(), &name).await?.record;
-    let url = rec
+    // Validate the path before any token is fetched or sent.
+    let rest = load_existing(store.as_ref(), &name)
+        .await?
+        .record
         .profile
         .endpoints()
-        .rest
-        .join(path.trim_start_matches('/'))
-        .map_err(|e| Error::Invalid(format!("invalid API path {path:?}: {e}")))?;
+        .rest;
+    let url = target::api_url(&rest, path)?;
+    let (tokens, _) = broker.access_token(&name, Duration::from_secs(60)).await?;
+    // The token goes only to the REST base's own scheme, host and port (the HTTP client
+    // never follows redirects, so a 30x cannot carry it elsewhere either).
+    if !target::same_origin(&url, &rest) {
+        return Err(Error::Invalid(format!(
+            "refusing to send the token to {}: it is not the profile's REST base",
+            url.origin().ascii_serialization()
+        )));
+    }
     let resp = broker
         .http()
         .send_with(
@@ -301,9 +320,15 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
     if (200..300).contains(&resp.status) {
         Ok(0)
     } else {
+        let note = if (300..400).contains(&resp.status) {
+            " (a redirect; nsauth does not follow redirects, so the token went nowhere else)"
+        } else {
+            ""
+        };
         eprintln!(
-            "error: NetSuite answered HTTP {} for {method} {path}",
-            resp.status
+            "error: NetSuite answered HTTP {} for {method} {}{note}",
+            resp.status,
+            url.path()
         );
         Ok(if resp.status == 401 { 3 } else { 1 })
     }
