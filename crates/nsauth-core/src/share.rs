@@ -12,7 +12,8 @@
 //! Single-use refresh tokens decide what an export with tokens means: a public client's
 //! refresh token dies on its next use, so only one copy may ever refresh again. [`export`]
 //! therefore marks the source record as [`Moved`] (with compare-and-swap against the very
-//! version it exported), and the broker refuses to refresh there. A confidential client's
+//! version it exported) and drops its tokens, keeping only their fingerprints: the broker
+//! refuses to refresh there, and `nsauth revoke` refuses to revoke the grant it gave away. A confidential client's
 //! refresh token is reused by NetSuite, so both copies keep working.
 //!
 //! ```
@@ -24,11 +25,13 @@
 
 mod file;
 mod keys;
+mod review;
 #[cfg(test)]
 mod tests;
 
 pub use file::{read_limited, Staged};
 pub use keys::{generate_identity, GeneratedIdentity, Identity, Recipient};
+pub use review::{is_netsuite_url, shown, Endpoint};
 
 use crate::error::Error;
 use crate::profile::{GrantKind, Profile, ProfileName};
@@ -315,12 +318,8 @@ pub async fn export(
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mark = Moved {
-            at: now,
-            to: format!("share bundle {file_name}"),
-        };
-        let mut moved = record;
-        moved.moved = Some(mark.clone());
+        let mut moved = record.clone();
+        let mark = mark_moved(&mut moved, format!("share bundle {file_name}"), now);
         moved.touch();
         match store.put(name, &moved, Precondition::Match(version)).await {
             Ok(_) => {}
@@ -337,6 +336,7 @@ pub async fn export(
             let undo = store::update(store, name, |rec| {
                 if rec.moved.as_ref() == Some(&mark) {
                     rec.moved = None;
+                    rec.tokens = record.tokens.clone();
                 }
                 Ok(())
             })
@@ -350,6 +350,29 @@ pub async fn export(
         }
         return Ok(exported);
     }
+}
+
+/// Marks `record` as having handed its single-use tokens to `to`: the tokens (and any
+/// lease) are dropped, and only their fingerprints stay, in the [`Moved`] marker. A moved
+/// copy can then neither refresh nor revoke the grant that now lives elsewhere.
+pub fn mark_moved(record: &mut Record, to: impl Into<String>, at: OffsetDateTime) -> Moved {
+    let fingerprints = record
+        .tokens
+        .take()
+        .map(|t| {
+            let mut f = vec![t.access_token.fingerprint()];
+            f.extend(t.refresh_token.as_ref().map(|r| r.fingerprint()));
+            f
+        })
+        .unwrap_or_default();
+    record.lease = None;
+    let mark = Moved {
+        at,
+        to: to.into(),
+        fingerprints,
+    };
+    record.moved = Some(mark.clone());
+    mark
 }
 
 /// Adds the bundle's profile (and tokens) to `store` under `name`, create-only: an existing

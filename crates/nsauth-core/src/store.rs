@@ -63,6 +63,10 @@ pub struct Moved {
     pub at: OffsetDateTime,
     /// A secret-free description of the destination ("share bundle", a store URI).
     pub to: String,
+    /// Fingerprints of the tokens that went (to match the audit trail); the tokens
+    /// themselves are not kept here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<String>,
 }
 
 impl Record {

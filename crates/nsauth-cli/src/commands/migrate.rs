@@ -4,7 +4,7 @@
 
 use super::Ctx;
 use crate::registry;
-use nsauth_core::store::{self, Moved, Precondition, Record};
+use nsauth_core::store::{self, Precondition, Record};
 use nsauth_core::{Error, ProfileName, StoreError, TokenStore};
 use serde_json::json;
 
@@ -190,12 +190,7 @@ async fn migrate_one(
 /// and the destination now owns it.
 async fn retire(src: &dyn TokenStore, name: &ProfileName, to: &str) -> Result<(), Error> {
     store::update(src, name, |rec| {
-        rec.tokens = None;
-        rec.lease = None;
-        rec.moved = Some(Moved {
-            at: time::OffsetDateTime::now_utc(),
-            to: to.to_owned(),
-        });
+        nsauth_core::share::mark_moved(rec, to, time::OffsetDateTime::now_utc());
         Ok(())
     })
     .await?;

@@ -418,7 +418,16 @@ async fn public_export_with_tokens_moves_the_source_and_imports_create_only() {
         .unwrap();
     assert!(done.source_moved && done.public_client && done.with_tokens);
     let rec = src.load(&name).await.unwrap().unwrap().record;
-    assert_eq!(rec.moved.unwrap().to, "share bundle pub.age");
+    // The source keeps the fingerprints only: no token that could refresh or revoke.
+    assert!(rec.tokens.is_none(), "the moved source kept its tokens");
+    let moved = rec.moved.unwrap();
+    assert_eq!(moved.to, "share bundle pub.age");
+    let rt_fp = crate::secret::RefreshToken::new(RT).fingerprint();
+    assert!(
+        moved.fingerprints.contains(&rt_fp),
+        "{:?}",
+        moved.fingerprints
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     let b = open(&std::fs::read(&out).unwrap(), &id).unwrap();
     assert_eq!(
