@@ -252,12 +252,14 @@ pub enum LoginStep {
         #[arg(long)]
         handoff: bool,
     },
-    /// Finish with the URL the browser landed on, `code=…&state=…`, or `-` to read it from
-    /// stdin; with --state, the input is just the code.
+    /// Finish with the URL the browser landed on (or `code=…&state=…`), read from stdin so
+    /// that the code and state stay out of `ps` and shell history.
     Finish {
-        /// The redirect URL (or its query string, or the code with --state), or `-`.
-        redirect_url: String,
-        /// The `state` the user sent back, when they sent the code separately.
+        /// Deprecated: the redirect URL as an argument (visible to other users; warns).
+        /// Omit it, or give `-`, to read stdin.
+        redirect_url: Option<String>,
+        /// The `state` the user sent back, when they sent the code separately (stdin then
+        /// holds just the code). Visible in `ps`; warns.
         #[arg(long)]
         state: Option<String>,
     },

@@ -21,7 +21,7 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> Result<u8, Error> {
         Some(LoginStep::Finish {
             redirect_url,
             state,
-        }) => finish(ctx, &redirect_url, state.as_deref()).await,
+        }) => finish(ctx, redirect_url.as_deref(), state.as_deref()).await,
         None => interactive(ctx, &args).await,
     }
 }
@@ -35,7 +35,7 @@ async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str, handoff: bool) -> Res
     if !handoff {
         println!("{url}");
         ctx.note(format!(
-            "open this link as a NetSuite user (it stays valid until {}), then run: nsauth login finish --profile {name} '<URL the browser landed on>'",
+            "open this link as a NetSuite user (it stays valid until {}), then run: nsauth login finish --profile {name} and paste the URL the browser landed on",
             output::when(expires, now)
         ));
         return Ok(0);
@@ -65,7 +65,7 @@ async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str, handoff: bool) -> Res
         client = rec.profile.client_id,
     );
     ctx.note(format!(
-        "when the URL comes back, run: nsauth login finish --profile {name} - (and paste it), before {}",
+        "when the URL comes back, run: nsauth login finish --profile {name} and paste it, before {}",
         output::when(expires, now)
     ));
     Ok(0)
@@ -86,11 +86,31 @@ fn read_stdin_line() -> Result<String, Error> {
     Ok(s)
 }
 
-async fn finish(ctx: &Ctx, input: &str, state: Option<&str>) -> Result<u8, Error> {
-    let input = if input == "-" {
-        read_stdin_line()?
-    } else {
-        input.to_owned()
+async fn finish(ctx: &Ctx, input: Option<&str>, state: Option<&str>) -> Result<u8, Error> {
+    let name = ctx.name()?;
+    let visible = match (input, state) {
+        (Some(i), _) if i != "-" => Some("the redirect URL (or code)"),
+        (_, Some(_)) => Some("--state"),
+        _ => None,
+    };
+    if let Some(what) = visible {
+        eprintln!(
+            "warning: {what} on the command line is visible to other users (ps) and stays in shell history; next time give it on stdin: nsauth login finish --profile {name}"
+        );
+    }
+    let input = match input {
+        Some(i) if i != "-" => i.to_owned(),
+        _ => {
+            if std::io::stdin().is_terminal() {
+                let what = if state.is_some() {
+                    "code"
+                } else {
+                    "URL the browser landed on"
+                };
+                eprint!("Paste the {what}, then press Enter: ");
+            }
+            read_stdin_line()?
+        }
     };
     // With --state, the input is just the code the user sent back.
     let input = match state {
@@ -100,7 +120,6 @@ async fn finish(ctx: &Ctx, input: &str, state: Option<&str>) -> Result<u8, Error
             .finish(),
         None => input,
     };
-    let name = ctx.name()?;
     let store = ctx.store()?;
     let res = login::finish(store.as_ref(), &Http::new()?, &name, &input).await;
     let mut ev =
