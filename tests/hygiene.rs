@@ -125,6 +125,7 @@ async fn no_command_leaks_a_secret_at_trace_level() {
             share_key.to_str().unwrap(),
             "--as",
             "c2",
+            "--yes",
         ],
         true,
     );

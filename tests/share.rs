@@ -112,7 +112,14 @@ async fn confidential_tokens_shared_sqlite_to_file_refresh_at_both_ends() {
 
     // Refusals at B leave its store as it was.
     let before = profiles(&b);
-    let out = keep(b.run(&["share", "import", bundle_s, "--identity", &identity]));
+    let out = keep(b.run(&[
+        "share",
+        "import",
+        bundle_s,
+        "--identity",
+        &identity,
+        "--yes",
+    ]));
     refused(&out, "already exists", "import under an existing name");
     let shown = b.ok(&["profile", "show", "conf", "--json"]);
     assert!(
@@ -168,6 +175,7 @@ async fn confidential_tokens_shared_sqlite_to_file_refresh_at_both_ends() {
         &identity,
         "--as",
         "conf2",
+        "--yes",
     ];
     let out = keep(b.run(&args));
     assert_ok(&out, &args);
@@ -280,7 +288,14 @@ async fn public_tokens_move_file_to_sqlite_and_only_the_destination_refreshes() 
     ]);
     refused(&out, "already moved", "second export of moved tokens");
 
-    let args = ["share", "import", bundle_s, "--identity", &identity];
+    let args = [
+        "share",
+        "import",
+        bundle_s,
+        "--identity",
+        &identity,
+        "--yes",
+    ];
     let out = b.run(&args);
     assert_ok(&out, &args);
     assert!(String::from_utf8_lossy(&out.stdout).contains("public client"));
@@ -333,6 +348,7 @@ async fn ssh_ed25519_recipient_and_identity() {
         key.to_str().unwrap(),
         "--as",
         "from-a",
+        "--yes",
     ]);
     assert!(out.contains("without tokens"), "{out}");
     let shown = b.ok(&["profile", "show", "from-a", "--json"]);

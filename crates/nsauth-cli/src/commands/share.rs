@@ -52,6 +52,10 @@ pub enum ShareCmd {
         /// The profile name to use here (default: the name in the bundle).
         #[arg(long = "as", value_name = "NAME")]
         as_name: Option<String>,
+        /// Accept endpoints that are not on NetSuite's domains (*.netsuite.com). age does not
+        /// prove who wrote a bundle: check such hosts with the sender first.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -68,7 +72,8 @@ pub async fn run(ctx: &Ctx, cmd: ShareCmd) -> Result<u8, Error> {
             file,
             identity,
             as_name,
-        } => import(ctx, &file, &identity, as_name.as_deref()).await,
+            yes,
+        } => import(ctx, &file, &identity, as_name.as_deref(), yes).await,
     }
 }
 
@@ -203,7 +208,7 @@ async fn export(ctx: &Ctx, values: &[String], with_tokens: bool, out: &Path) -> 
     }
     if done.source_moved {
         eprintln!(
-            "warning: profile {name} is a public client, whose refresh token is single-use: from now on only the importer can refresh. This copy keeps its access token until it expires, then refuses to refresh (run nsauth login --profile {name} to use it again on its own){}",
+            "warning: profile {name} is a public client, whose refresh token is single-use: from now on only the importer holds the tokens. This copy kept only their fingerprints; it can neither refresh nor revoke them (run nsauth login --profile {name} to use it again on its own){}",
             refresh_end
                 .map(|t| format!("; the moved refresh token ends {t}"))
                 .unwrap_or_default()
@@ -226,6 +231,7 @@ async fn import(
     file: &Path,
     identity: &Path,
     as_name: Option<&str>,
+    yes: bool,
 ) -> Result<u8, Error> {
     let wanted = as_name.map(ProfileName::parse).transpose()?;
     let id = Identity::read_file(identity)?;
@@ -237,7 +243,18 @@ async fn import(
     drop(id);
     let name = wanted.unwrap_or_else(|| bundle.profile_name.clone());
     let store = ctx.store()?;
-    let res = share::import(store.as_ref(), &bundle, &name).await;
+    review(ctx, &bundle);
+    let foreign = bundle.foreign_hosts();
+    let res = if !foreign.is_empty() && !yes {
+        Err(Error::Invalid(format!(
+            "{} points nsauth at {} not on NetSuite's domains ({}); a forged bundle can send your login to a phishing page, and age does not prove who wrote it: confirm with the sender, then import again with --yes (nothing was imported)",
+            file.display(),
+            if foreign.len() == 1 { "a host" } else { "hosts" },
+            foreign.join(", ")
+        )))
+    } else {
+        share::import(store.as_ref(), &bundle, &name).await
+    };
     let mut ev =
         nsauth_core::audit::AuditEvent::new("share-import", name.as_str(), &store.describe())
             .result(&res)
@@ -272,7 +289,10 @@ async fn import(
                 "with_tokens": tokens.is_some(),
                 "refresh_expires_at": output::rfc3339(refresh_end),
                 "exported_at": output::rfc3339(Some(bundle.exported_at)),
-                "exported_by": bundle.exported_by,
+                "exported_by": share::shown(&bundle.exported_by),
+                "endpoints": bundle.endpoints().iter().map(|e| json!({
+                    "what": e.what, "url": e.url.as_str(), "netsuite": e.netsuite,
+                })).collect::<Vec<_>>(),
             }),
         );
     } else {
@@ -287,8 +307,8 @@ async fn import(
             }
         );
         println!(
-            "exported by {} at {}",
-            bundle.exported_by,
+            "exported by {} at {} (as the bundle says; age does not prove the sender)",
+            share::shown(&bundle.exported_by),
             format_time(bundle.exported_at)
         );
         match (tokens, refresh_end) {
@@ -310,4 +330,37 @@ async fn import(
         _ => {}
     }
     Ok(0)
+}
+
+/// Shows, before anything is stored, what the bundle would set up: its claims about the
+/// sender and every endpoint, each field escaped for the terminal.
+fn review(ctx: &Ctx, bundle: &share::Bundle) {
+    let p = &bundle.profile;
+    let mut lines = vec![format!(
+        "bundle: profile {} for account {}, client {}, exported by {} at {} (unverified)",
+        share::shown(bundle.profile_name.as_str()),
+        p.account_id,
+        share::shown(&p.client_id),
+        share::shown(&bundle.exported_by),
+        format_time(bundle.exported_at)
+    )];
+    if let Some(r) = &p.redirect_uri {
+        lines.push(format!("  redirect URI  {}", share::shown(r.as_str())));
+    }
+    for e in bundle.endpoints() {
+        lines.push(format!(
+            "  {:<13} {}{}",
+            e.what.split(' ').next().unwrap_or(e.what),
+            share::shown(e.url.as_str()),
+            if e.netsuite {
+                ""
+            } else {
+                "   <- not a NetSuite host"
+            }
+        ));
+    }
+    // stdout, like the rest of the import report; JSON output carries the endpoints instead.
+    if !ctx.json {
+        println!("{}", lines.join("\n"));
+    }
 }
