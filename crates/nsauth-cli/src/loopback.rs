@@ -1,17 +1,32 @@
-//! The loopback listener for interactive logins: HTTPS on 127.0.0.1 with a certificate
-//! generated on the spot (or the user's), waiting for the one redirect that carries our
-//! `state`. Wrong callbacks get an error page and the listener keeps waiting.
+//! The loopback listener for interactive logins: HTTPS on 127.0.0.1 (and ::1 for
+//! `localhost`) with a certificate generated on the spot (or the user's), waiting for the
+//! one redirect that carries our `state`. Wrong callbacks get an error page and the listener
+//! keeps waiting.
+//!
+//! Any local user can connect, so the listener is bounded: at most [`MAX_CONNECTIONS`] at
+//! once (a new one closes the oldest), a TLS handshake and the request head must each arrive
+//! within [`HANDSHAKE_TIMEOUT`], a connection lives at most [`CONNECTION_LIFETIME`], and
+//! accept errors (EMFILE) back off instead of spinning.
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use nsauth_core::Error;
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use url::Url;
+
+/// Connections served at once; one more closes the oldest (idle ones are the oldest).
+pub const MAX_CONNECTIONS: usize = 32;
+/// Time allowed for the TLS handshake, and then for the request head.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a connection may stay open.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
 /// TLS material for the listener.
 pub enum Tls {
@@ -28,7 +43,7 @@ pub enum Tls {
 
 /// A bound listener.
 pub struct Listener {
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     path: String,
 }
@@ -89,24 +104,39 @@ fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, Er
 }
 
 impl Listener {
-    /// Binds the host and port of the redirect URI (loopback only).
+    /// Binds the host and port of the redirect URI (loopback only); `localhost` binds both
+    /// 127.0.0.1 and ::1 (the latter when the system has IPv6), since a browser may resolve
+    /// it to either.
     pub async fn bind(redirect: &Url, tls: Tls) -> Result<Self, Error> {
         let port = redirect.port_or_known_default().unwrap_or(443);
-        let ip: std::net::IpAddr = match redirect.host() {
-            Some(url::Host::Ipv4(ip)) => ip.into(),
-            Some(url::Host::Ipv6(ip)) => ip.into(),
-            _ => std::net::Ipv4Addr::LOCALHOST.into(),
+        let (ips, localhost): (Vec<IpAddr>, bool) = match redirect.host() {
+            Some(url::Host::Ipv4(ip)) => (vec![ip.into()], false),
+            Some(url::Host::Ipv6(ip)) => (vec![ip.into()], false),
+            _ => (
+                vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()],
+                true,
+            ),
         };
-        if !ip.is_loopback() {
+        if ips.iter().any(|ip| !ip.is_loopback()) {
             return Err(Error::Invalid(
                 "the loopback listener only binds 127.0.0.1, ::1 or localhost".into(),
             ));
         }
-        let listener = TcpListener::bind(SocketAddr::new(ip, port)).await.map_err(|e| {
-            Error::Invalid(format!(
-                "cannot listen on {ip}:{port} for the redirect ({e}); free the port, or use `nsauth login start` and `login finish`"
-            ))
-        })?;
+        let mut listeners = Vec::new();
+        for ip in ips {
+            match TcpListener::bind(SocketAddr::new(ip, port)).await {
+                Ok(l) => listeners.push(l),
+                // No IPv6 on this system: 127.0.0.1 alone serves localhost.
+                Err(e) if localhost && ip.is_ipv6() && e.kind() != std::io::ErrorKind::AddrInUse => {
+                    tracing::debug!(error = %e, "::1 unavailable; listening on 127.0.0.1 only");
+                }
+                Err(e) => {
+                    return Err(Error::Invalid(format!(
+                        "cannot listen on {ip}:{port} for the redirect ({e}); free the port, or use `nsauth login start` and `login finish`"
+                    )))
+                }
+            }
+        }
         let acceptor = server_config(&tls)?.map(|c| tokio_rustls::TlsAcceptor::from(Arc::new(c)));
         let path = if redirect.path().is_empty() {
             "/".into()
@@ -114,7 +144,7 @@ impl Listener {
             redirect.path().to_owned()
         };
         Ok(Self {
-            listener,
+            listeners,
             acceptor,
             path,
         })
@@ -126,39 +156,36 @@ impl Listener {
         let (tx, mut rx) = mpsc::channel::<String>(1);
         let shared = Arc::new((self.path, state, tx));
         let acceptor = self.acceptor;
-        let listener = self.listener;
+        let listeners = self.listeners;
         let server = async move {
+            let mut open: VecDeque<tokio::task::AbortHandle> = VecDeque::new();
+            let mut backoff = Duration::from_millis(10);
             loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let shared = shared.clone();
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                handle(req, &shared.0, &shared.1, &shared.2).await,
-                            )
-                        }
-                    });
-                    let builder = hyper::server::conn::http1::Builder::new();
-                    match acceptor {
-                        Some(a) => {
-                            if let Ok(tls) = a.accept(tcp).await {
-                                let _ = builder
-                                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                                    .await;
-                            }
-                        }
-                        None => {
-                            let _ = builder
-                                .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                                .await;
-                        }
+                let tcp = match accept_any(&listeners).await {
+                    Ok(tcp) => {
+                        backoff = Duration::from_millis(10);
+                        tcp
                     }
-                });
+                    Err(e) => {
+                        // Out of descriptors (or another transient error): free the oldest
+                        // connection and wait a little instead of spinning.
+                        tracing::debug!(error = %e, "loopback accept failed; backing off");
+                        if let Some(oldest) = open.pop_front() {
+                            oldest.abort();
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                };
+                open.retain(|h| !h.is_finished());
+                while open.len() >= MAX_CONNECTIONS {
+                    if let Some(oldest) = open.pop_front() {
+                        oldest.abort();
+                    }
+                }
+                let task = tokio::spawn(serve(tcp, acceptor.clone(), shared.clone()));
+                open.push_back(task.abort_handle());
             }
         };
         tokio::select! {
@@ -166,6 +193,51 @@ impl Listener {
             () = server => Err(Error::Other("the loopback listener stopped".into())),
         }
     }
+}
+
+type Shared = Arc<(String, String, mpsc::Sender<String>)>;
+
+async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<TcpStream> {
+    match listeners {
+        [one] => one.accept().await.map(|(s, _)| s),
+        [a, b, ..] => tokio::select! {
+            r = a.accept() => r.map(|(s, _)| s),
+            r = b.accept() => r.map(|(s, _)| s),
+        },
+        [] => std::future::pending().await,
+    }
+}
+
+/// Serves one connection: one request, within the time limits.
+async fn serve(tcp: TcpStream, acceptor: Option<tokio_rustls::TlsAcceptor>, shared: Shared) {
+    let svc = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(handle(req, &shared.0, &shared.1, &shared.2).await)
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .keep_alive(false);
+    let work = async {
+        match acceptor {
+            Some(a) => {
+                if let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, a.accept(tcp)).await {
+                    let _ = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                }
+            }
+            None => {
+                let _ = builder
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, work).await;
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response<Full<Bytes>> {
