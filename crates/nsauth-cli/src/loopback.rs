@@ -4,7 +4,7 @@
 //! keeps waiting.
 //!
 //! Any local user can connect, so the listener is bounded: at most [`MAX_CONNECTIONS`] at
-//! once (a new one closes the oldest), a TLS handshake and the request head must each arrive
+//! once (a new one closes the oldest that has sent no request), a TLS handshake and the request head must each arrive
 //! within [`HANDSHAKE_TIMEOUT`], a connection lives at most [`CONNECTION_LIFETIME`], and
 //! accept errors (EMFILE) back off instead of spinning.
 
@@ -15,13 +15,14 @@ use nsauth_core::Error;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use url::Url;
 
-/// Connections served at once; one more closes the oldest (idle ones are the oldest).
+/// Connections served at once; one more closes the oldest idle one.
 pub const MAX_CONNECTIONS: usize = 32;
 /// Time allowed for the TLS handshake, and then for the request head.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -158,7 +159,7 @@ impl Listener {
         let acceptor = self.acceptor;
         let listeners = self.listeners;
         let server = async move {
-            let mut open: VecDeque<tokio::task::AbortHandle> = VecDeque::new();
+            let mut open = Open::default();
             let mut backoff = Duration::from_millis(10);
             loop {
                 let tcp = match accept_any(&listeners).await {
@@ -170,22 +171,16 @@ impl Listener {
                         // Out of descriptors (or another transient error): free the oldest
                         // connection and wait a little instead of spinning.
                         tracing::debug!(error = %e, "loopback accept failed; backing off");
-                        if let Some(oldest) = open.pop_front() {
-                            oldest.abort();
-                        }
+                        open.close_one();
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(1));
                         continue;
                     }
                 };
-                open.retain(|h| !h.is_finished());
-                while open.len() >= MAX_CONNECTIONS {
-                    if let Some(oldest) = open.pop_front() {
-                        oldest.abort();
-                    }
-                }
-                let task = tokio::spawn(serve(tcp, acceptor.clone(), shared.clone()));
-                open.push_back(task.abort_handle());
+                open.make_room();
+                let busy = Arc::new(AtomicBool::new(false));
+                let task = tokio::spawn(serve(tcp, acceptor.clone(), shared.clone(), busy.clone()));
+                open.0.push_back((task.abort_handle(), busy));
             }
         };
         tokio::select! {
@@ -196,6 +191,31 @@ impl Listener {
 }
 
 type Shared = Arc<(String, String, mpsc::Sender<String>)>;
+
+/// The connections being served, oldest first, each with a flag set once a request arrived.
+#[derive(Default)]
+struct Open(VecDeque<(tokio::task::AbortHandle, Arc<AtomicBool>)>);
+
+impl Open {
+    /// Closes one connection: the oldest that never sent a request, else the oldest.
+    fn close_one(&mut self) {
+        let idle = self
+            .0
+            .iter()
+            .position(|(_, busy)| !busy.load(Ordering::Relaxed));
+        if let Some((task, _)) = self.0.remove(idle.unwrap_or(0)) {
+            task.abort();
+        }
+    }
+
+    /// Forgets finished connections and closes others until a new one fits.
+    fn make_room(&mut self) {
+        self.0.retain(|(task, _)| !task.is_finished());
+        while self.0.len() >= MAX_CONNECTIONS {
+            self.close_one();
+        }
+    }
+}
 
 async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<TcpStream> {
     match listeners {
@@ -209,8 +229,14 @@ async fn accept_any(listeners: &[TcpListener]) -> std::io::Result<TcpStream> {
 }
 
 /// Serves one connection: one request, within the time limits.
-async fn serve(tcp: TcpStream, acceptor: Option<tokio_rustls::TlsAcceptor>, shared: Shared) {
+async fn serve(
+    tcp: TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shared: Shared,
+    busy: Arc<AtomicBool>,
+) {
     let svc = hyper::service::service_fn(move |req| {
+        busy.store(true, Ordering::Relaxed);
         let shared = shared.clone();
         async move {
             Ok::<_, std::convert::Infallible>(handle(req, &shared.0, &shared.1, &shared.2).await)
