@@ -95,7 +95,7 @@ async fn finish(ctx: &Ctx, input: Option<&str>, state: Option<&str>) -> Result<u
     };
     if let Some(what) = visible {
         eprintln!(
-            "warning: {what} on the command line is visible to other users (ps) and stays in shell history; next time give it on stdin: nsauth login finish --profile {name}"
+            "warning: {what} on the command line is visible to other users (ps) and stays in shell history; next time give the URL (or code=…&state=…) on stdin: nsauth login finish --profile {name}"
         );
     }
     let input = match input {
