@@ -337,3 +337,31 @@ async fn handle(
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_listener_closes_the_oldest_idle_connection_first() {
+        let mut open = Open::default();
+        let mut tasks = Vec::new();
+        for busy in [true, false, false] {
+            let task = tokio::spawn(std::future::pending::<()>());
+            open.0
+                .push_back((task.abort_handle(), Arc::new(AtomicBool::new(busy))));
+            tasks.push(task);
+        }
+        open.close_one();
+        let mut tasks = tasks.into_iter();
+        let (first, second, third) = (tasks.next(), tasks.next(), tasks.next());
+        assert!(second.unwrap().await.unwrap_err().is_cancelled());
+        assert_eq!(open.0.len(), 2);
+        // Then the other idle one; then, with only busy ones left, the oldest.
+        open.close_one();
+        assert!(third.unwrap().await.unwrap_err().is_cancelled());
+        open.close_one();
+        assert!(first.unwrap().await.unwrap_err().is_cancelled());
+        assert!(open.0.is_empty());
+    }
+}
