@@ -320,9 +320,12 @@ pub async fn export(
             .unwrap_or_default();
         let mut moved = record.clone();
         let mark = mark_moved(&mut moved, format!("share bundle {file_name}"), now);
+        // The tokens stay in the (now refresh-proof) record until the bundle is in place: a
+        // crash between the two steps must not leave them nowhere but in a temporary file.
+        moved.tokens = record.tokens.clone();
         moved.touch();
-        match store.put(name, &moved, Precondition::Match(version)).await {
-            Ok(_) => {}
+        let marked = match store.put(name, &moved, Precondition::Match(version)).await {
+            Ok(v) => v,
             // Refreshed or changed meanwhile: start over with the current tokens.
             Err(StoreError::Conflict(_)) if tokio::time::Instant::now() < deadline => {
                 drop(staged);
@@ -330,7 +333,7 @@ pub async fn export(
                 continue;
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         if let Err(e) = staged.publish() {
             // No bundle, so the tokens stay here: undo the mark if it is still ours.
             let undo = store::update(store, name, |rec| {
@@ -347,6 +350,13 @@ pub async fn export(
                 )));
             }
             return Err(e);
+        }
+        // The bundle holds the tokens now: forget them here, keeping the fingerprints only.
+        moved.tokens = None;
+        moved.touch();
+        if let Err(e) = store.put(name, &moved, Precondition::Match(marked)).await {
+            tracing::warn!(profile = %name, error = %e,
+                "the bundle is written and the profile marked as moved, but its tokens could not be removed from the store; it cannot refresh or revoke them");
         }
         return Ok(exported);
     }

@@ -351,6 +351,9 @@ fn staged_files_are_private_and_never_replace() {
 struct Memory {
     records: Mutex<BTreeMap<String, (Record, u64)>>,
     conflicts: Mutex<u32>,
+    /// The next write is applied, but its caller never hears back (a process killed right
+    /// after the store took the write).
+    hang_next_write: Mutex<bool>,
 }
 
 #[async_trait]
@@ -378,20 +381,27 @@ impl TokenStore for Memory {
         record: &Record,
         condition: Precondition,
     ) -> Result<Version, StoreError> {
-        let mut map = self.records.lock().unwrap();
-        let current = map.get(name.as_str()).map(|(_, v)| *v);
-        let mut conflicts = self.conflicts.lock().unwrap();
-        let ok = *conflicts == 0
-            && match &condition {
-                Precondition::Create => current.is_none(),
-                Precondition::Match(v) => current.map(|c| c.to_string()) == Some(v.0.clone()),
-            };
-        if !ok {
-            *conflicts = conflicts.saturating_sub(1);
-            return Err(StoreError::Conflict(name.to_string()));
+        let next = {
+            let mut map = self.records.lock().unwrap();
+            let current = map.get(name.as_str()).map(|(_, v)| *v);
+            let mut conflicts = self.conflicts.lock().unwrap();
+            let ok = *conflicts == 0
+                && match &condition {
+                    Precondition::Create => current.is_none(),
+                    Precondition::Match(v) => current.map(|c| c.to_string()) == Some(v.0.clone()),
+                };
+            if !ok {
+                *conflicts = conflicts.saturating_sub(1);
+                return Err(StoreError::Conflict(name.to_string()));
+            }
+            let next = current.unwrap_or(0) + 1;
+            map.insert(name.to_string(), (record.clone(), next));
+            next
+        };
+        let hang = std::mem::take(&mut *self.hang_next_write.lock().unwrap());
+        if hang {
+            std::future::pending::<()>().await;
         }
-        let next = current.unwrap_or(0) + 1;
-        map.insert(name.to_string(), (record.clone(), next));
         Ok(Version(next.to_string()))
     }
     async fn delete(&self, _: &ProfileName, _: Option<&Version>) -> Result<(), StoreError> {
@@ -461,6 +471,41 @@ async fn public_export_with_tokens_moves_the_source_and_imports_create_only() {
         "{e}"
     );
     assert_eq!(dst.load(&name).await.unwrap().unwrap().version.0, "1");
+}
+
+#[tokio::test]
+async fn an_export_killed_after_marking_the_source_leaves_the_tokens_in_the_source() {
+    let src = Memory::default();
+    let name = ProfileName::parse("pub").unwrap();
+    src.put(&name, &record(true), Precondition::Create)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pub.age");
+    let (_, r) = x25519();
+    *src.hang_next_write.lock().unwrap() = true;
+    // The process "dies" once the store took the moved mark, before the bundle is in place.
+    let killed = tokio::time::timeout(
+        Duration::from_millis(200),
+        export(&src, &name, std::slice::from_ref(&r), true, &out),
+    )
+    .await;
+    assert!(killed.is_err(), "the export should have hung on the store");
+    assert!(!out.exists(), "no bundle was published");
+    let rec = src.load(&name).await.unwrap().unwrap().record;
+    assert!(
+        rec.moved.is_some(),
+        "the source is marked before the bundle exists"
+    );
+    let rt = rec
+        .tokens
+        .and_then(|t| t.refresh_token)
+        .map(|r| r.secret().to_owned());
+    assert_eq!(
+        rt.as_deref(),
+        Some(RT),
+        "the only copy of the single-use refresh token was dropped"
+    );
 }
 
 #[tokio::test]
