@@ -98,35 +98,72 @@ impl StoreKey {
         Self::load_or_create(&path)
     }
 
+    /// Reads the key file, or creates it if missing. Creation is atomic: the key is written
+    /// to a private temporary file, fsynced, then hard-linked into place, which fails if a
+    /// key file appeared meanwhile; so processes racing on a first run never see a half-written
+    /// key and all end up with the one key that won. A key file that group or others may read
+    /// is refused, as ssh refuses such a private key.
     fn load_or_create(path: &Path) -> Result<Self, StoreError> {
         let unavailable = |what: &str, e: std::io::Error| StoreError::Unavailable {
             message: format!("cannot {what} key file {}: {e}", path.display()),
             retryable: false,
         };
-        match std::fs::read_to_string(path) {
-            Ok(s) => {
-                return Self::from_base64(&s).map_err(|e| StoreError::Corrupt {
-                    what: format!("key file {}", path.display()),
-                    why: e,
-                })
+        // Another process may delete a key between our failed link and our read (it should
+        // not, but bound the loop anyway).
+        for _ in 0..8 {
+            match read_private(path) {
+                Ok(mut s) => {
+                    let key = Self::from_base64(&s).map_err(|e| StoreError::Corrupt {
+                        what: format!("key file {}", path.display()),
+                        why: e,
+                    });
+                    s.zeroize();
+                    return key;
+                }
+                Err(ReadKey::Exposed(mode)) => {
+                    return Err(StoreError::Denied(format!(
+                        "key file {} is readable by other users (mode {mode:03o}); run: chmod 600 {} (and treat the key as exposed)",
+                        path.display(),
+                        path.display()
+                    )))
+                }
+                Err(ReadKey::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(ReadKey::Io(e)) => return Err(unavailable("read", e)),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(unavailable("read", e)),
-        }
-        if let Some(dir) = path.parent() {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             create_private_dir(dir).map_err(|e| unavailable("create the directory of", e))?;
+            let key = Self::generate();
+            let mut encoded = B64.encode(key.0);
+            encoded.push('\n');
+            let tmp = dir.join(format!(".store.key.tmp-{}", uuid::Uuid::new_v4().simple()));
+            let written = write_new_private(&tmp, encoded.as_bytes());
+            encoded.zeroize();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(unavailable("create", e));
+            }
+            let linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => {
+                    sync_dir(dir).map_err(|e| unavailable("sync the directory of", e))?;
+                    return Ok(key);
+                }
+                // Another first run won: use its key.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(unavailable("create", e)),
+            }
         }
-        let key = Self::generate();
-        let mut encoded = B64.encode(key.0);
-        encoded.push('\n');
-        // Create-only so two first runs racing each other agree on one key.
-        let written = write_new_private(path, encoded.as_bytes());
-        encoded.zeroize();
-        match written {
-            Ok(()) => Ok(key),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
-            Err(e) => Err(unavailable("create", e)),
-        }
+        Err(StoreError::Unavailable {
+            message: format!(
+                "key file {} keeps disappearing; is another program deleting it?",
+                path.display()
+            ),
+            retryable: false,
+        })
     }
 
     /// Seals `plaintext` for the record named `name`.
@@ -264,6 +301,39 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
+/// Why a key file could not be read.
+enum ReadKey {
+    Io(std::io::Error),
+    /// Group or others may read it (the mode bits).
+    Exposed(u32),
+}
+
+/// Reads a key file, refusing one that group or others may read.
+fn read_private(path: &Path) -> Result<String, ReadKey> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(ReadKey::Io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f.metadata().map_err(ReadKey::Io)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ReadKey::Exposed(mode));
+        }
+    }
+    let mut s = String::new();
+    f.read_to_string(&mut s).map_err(ReadKey::Io)?;
+    Ok(s)
+}
+
+/// Makes a new directory entry in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// Writes a new file with mode 0600; fails if it exists.
 pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -320,5 +390,58 @@ mod tests {
                 0o700
             );
         }
+    }
+
+    #[test]
+    fn racing_first_runs_agree_on_one_complete_key() {
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("nsauth/store.key");
+            let barrier = std::sync::Barrier::new(12);
+            let ids: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..12)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            StoreKey::load_or_create(&path).map(|k| k.id())
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap()
+                            .unwrap_or_else(|e| panic!("round {round}: {e}"))
+                    })
+                    .collect()
+            });
+            assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: {ids:?}");
+            let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["store.key"], "round {round}: temporary files left");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.key");
+        let k = StoreKey::load_or_create(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = StoreKey::load_or_create(&path).unwrap_err();
+        assert!(matches!(err, StoreError::Denied(_)), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("chmod 600") && msg.contains("644"), "{msg}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(StoreKey::load_or_create(&path).unwrap().id(), k.id());
+        assert!(
+            std::fs::read_to_string(&path).unwrap().len() > 40,
+            "the key was not replaced"
+        );
     }
 }
