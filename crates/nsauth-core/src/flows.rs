@@ -2,7 +2,7 @@
 //! the code exchange, refresh, client credentials and revoke.
 
 use crate::error::Error;
-use crate::http::{ClientAuth, Http, Response};
+use crate::http::{ClientAuth, Delivery, Http, Response};
 use crate::profile::{GrantKind, Profile};
 use crate::secret::{AuthorizationCode, CodeVerifier, RefreshToken};
 use crate::store::PendingLogin;
@@ -194,8 +194,17 @@ pub async fn exchange_code(
         ("code_verifier", verifier.secret()),
     ];
     let now = OffsetDateTime::now_utc();
+    // A code is single-use, and a server that sees one twice revokes what it issued from it.
     let resp = http
-        .post_form("token endpoint", &token_url, client_auth(profile), &form)
+        .post_form_with(
+            "token endpoint",
+            &token_url,
+            client_auth(profile),
+            &form,
+            Delivery::AtMostOnce {
+                if_lost: "not sent again: the code may have been used already, and a second use makes NetSuite revoke the tokens issued from it; run login again",
+            },
+        )
         .await?;
     let parsed = token_result(resp, TokenCall::Exchange)?;
     Ok(parsed.into_token_set(now, None, fallback_hours(profile)))
@@ -216,7 +225,13 @@ pub async fn refresh(http: &Http, profile: &Profile, tokens: &TokenSet) -> Resul
     ];
     let now = OffsetDateTime::now_utc();
     let resp = http
-        .post_form("token endpoint", &token_url, client_auth(profile), &form)
+        .post_form_with(
+            "token endpoint",
+            &token_url,
+            client_auth(profile),
+            &form,
+            refresh_delivery(profile),
+        )
         .await?;
     let parsed = token_result(resp, TokenCall::Refresh)?;
     Ok(parsed.into_token_set(
@@ -224,6 +239,23 @@ pub async fn refresh(http: &Http, profile: &Profile, tokens: &TokenSet) -> Resul
         Some((rt, tokens.refresh_expires_at)),
         fallback_hours(profile),
     ))
+}
+
+/// How a refresh may be retried. A confidential client's refresh token is reused by NetSuite,
+/// so sending it again is harmless. A public client's is single-use: once a request carrying
+/// it has been sent, it may be spent, and presenting a spent one again makes servers with
+/// reuse detection revoke the whole grant. So that request is retried only when it provably
+/// never reached the server (no connection was made) or the server said it did not process
+/// it (429); a timeout, a dropped connection or a cut-off answer after sending ends the call
+/// (exit 5) instead.
+pub fn refresh_delivery(profile: &Profile) -> Delivery<'static> {
+    if profile.client_secret.is_some() {
+        Delivery::Retry
+    } else {
+        Delivery::AtMostOnce {
+            if_lost: "the single-use refresh token was not sent again (it may be spent, and a second use can make NetSuite revoke the whole grant); run `nsauth refresh` once when the network is stable, and if NetSuite then answers invalid_grant, run `nsauth login`",
+        }
+    }
 }
 
 /// Mints an access token with a signed JWT assertion (machine to machine).

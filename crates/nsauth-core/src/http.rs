@@ -78,6 +78,22 @@ pub struct Http {
     cfg: HttpConfig,
 }
 
+/// Whether a request may be sent more than once.
+#[derive(Clone, Copy, Debug)]
+pub enum Delivery<'a> {
+    /// Retry connection failures, timeouts, cut-off answers, 5xx and 429.
+    Retry,
+    /// The request must not be processed twice (a public client's single-use refresh token:
+    /// servers with reuse detection revoke the whole grant when a used one comes back). It is
+    /// retried only when it provably never reached the server (the connection was never made)
+    /// or the server said it did not process it (429). A timeout or a dropped connection after
+    /// sending ends the call with `if_lost` (what to do) appended to the message.
+    AtMostOnce {
+        /// Advice for the user when the answer was lost after sending; empty for a generic one.
+        if_lost: &'a str,
+    },
+}
+
 enum Attempt {
     Done(Response),
     Retry {
@@ -126,6 +142,19 @@ impl Http {
         auth: ClientAuth<'_>,
         form: &[(&str, &str)],
     ) -> Result<Response, Error> {
+        self.post_form_with(what, url, auth, form, Delivery::Retry)
+            .await
+    }
+
+    /// [`Http::post_form`] with a chosen [`Delivery`].
+    pub async fn post_form_with(
+        &self,
+        what: &str,
+        url: &Url,
+        auth: ClientAuth<'_>,
+        form: &[(&str, &str)],
+        delivery: Delivery<'_>,
+    ) -> Result<Response, Error> {
         // Built in a block: the serializer is not `Send` and must not live across an await.
         let body = zeroize::Zeroizing::new({
             let mut ser = url::form_urlencoded::Serializer::new(String::new());
@@ -137,7 +166,7 @@ impl Http {
             }
             ser.finish()
         });
-        self.send(what, url, |c| {
+        self.deliver(what, url, delivery, |c| {
             let mut rb = c
                 .post(url.clone())
                 .header(
@@ -173,6 +202,21 @@ impl Http {
         idempotent: bool,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response, Error> {
+        let delivery = if idempotent {
+            Delivery::Retry
+        } else {
+            Delivery::AtMostOnce { if_lost: "" }
+        };
+        self.deliver(what, url, delivery, build).await
+    }
+
+    async fn deliver(
+        &self,
+        what: &str,
+        url: &Url,
+        delivery: Delivery<'_>,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response, Error> {
         let start = Instant::now();
         let mut last = String::new();
         for attempt in 0..self.cfg.max_attempts {
@@ -182,7 +226,7 @@ impl Http {
             }
             let timeout = self.cfg.request_timeout.min(remaining);
             match self
-                .once(build(self.client()).timeout(timeout), what, idempotent)
+                .once(build(self.client()).timeout(timeout), what, delivery)
                 .await
             {
                 Attempt::Done(r) => return Ok(r),
@@ -209,21 +253,33 @@ impl Http {
         )))
     }
 
-    async fn once(&self, rb: reqwest::RequestBuilder, what: &str, idempotent: bool) -> Attempt {
+    async fn once(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+        delivery: Delivery<'_>,
+    ) -> Attempt {
+        let idempotent = matches!(delivery, Delivery::Retry);
+        // The request may have reached the server and been processed: for a request that
+        // must not run twice, that ends the call.
+        let lost = |why: String| match delivery {
+            Delivery::AtMostOnce { if_lost } if !if_lost.is_empty() => Attempt::Fail(
+                Error::Unreachable(format!("NetSuite {what}: {why}; {if_lost}")),
+            ),
+            _ => Attempt::Fail(Error::Unreachable(format!(
+                "NetSuite {what}: {why}; not retried because the request may have been processed"
+            ))),
+        };
         let resp = match rb.send().await {
             Ok(r) => r,
+            // A connection that was never made carried no request.
             Err(e) if idempotent || e.is_connect() => {
                 return Attempt::Retry {
                     why: describe_reqwest(&e),
                     after: None,
                 }
             }
-            Err(e) => {
-                return Attempt::Fail(Error::Unreachable(format!(
-                    "NetSuite {what}: {}; not retried because the request may have been processed",
-                    describe_reqwest(&e)
-                )))
-            }
+            Err(e) => return lost(describe_reqwest(&e)),
         };
         let status = resp.status().as_u16();
         let header = |name: reqwest::header::HeaderName| {
@@ -251,7 +307,8 @@ impl Http {
                 "NetSuite {what} sent an answer larger than {} KiB; this is not NetSuite's normal answer (a proxy?); nothing was stored",
                 self.cfg.body_limit / 1024
             ))),
-            Err(BodyError::Io(why)) => Attempt::Retry { why, after: None },
+            Err(BodyError::Io(why)) if idempotent => Attempt::Retry { why, after: None },
+            Err(BodyError::Io(why)) => lost(why),
         }
     }
 }
@@ -339,5 +396,92 @@ mod tests {
     fn redacts_query() {
         let u = Url::parse("https://u:p@host/path?code=SECRET").unwrap();
         assert_eq!(redact_url(&u), "https://host/path");
+    }
+
+    /// A listener that reads each request and closes the connection without answering;
+    /// returns its URL and a counter of requests received.
+    async fn answer_never() -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/token", listener.local_addr().unwrap())).unwrap();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                if sock.read(&mut buf).await.unwrap_or(0) > 0 {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                drop(sock);
+            }
+        });
+        (url, seen)
+    }
+
+    fn quick() -> Http {
+        Http::with_config(HttpConfig {
+            deadline: Duration::from_secs(3),
+            max_attempts: 3,
+            ..HttpConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn at_most_once_is_not_resent_after_the_request_went_out() {
+        let (url, seen) = answer_never().await;
+        let auth = ClientAuth::Public { client_id: "c" };
+        let err = quick()
+            .post_form_with(
+                "token endpoint",
+                &url,
+                auth,
+                &[("a", "b")],
+                Delivery::AtMostOnce { if_lost: "do this" },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "sent again"
+        );
+        assert!(err.to_string().ends_with("do this"), "{err}");
+        assert_eq!(err.exit_code(), 5);
+    }
+
+    #[tokio::test]
+    async fn retry_delivery_sends_again() {
+        let (url, seen) = answer_never().await;
+        let auth = ClientAuth::Public { client_id: "c" };
+        let err = quick()
+            .post_form("token endpoint", &url, auth, &[("a", "b")])
+            .await
+            .unwrap_err();
+        assert!(seen.load(std::sync::atomic::Ordering::SeqCst) >= 2, "{err}");
+    }
+
+    #[tokio::test]
+    async fn at_most_once_retries_when_no_connection_was_made() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/token", closed.local_addr().unwrap())).unwrap();
+        drop(closed);
+        let start = Instant::now();
+        let err = quick()
+            .post_form_with(
+                "token endpoint",
+                &url,
+                ClientAuth::None,
+                &[],
+                Delivery::AtMostOnce { if_lost: "x" },
+            )
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("after") && !msg.ends_with("x"), "{msg}");
+        assert!(
+            start.elapsed() > Duration::from_millis(200),
+            "no retry happened"
+        );
     }
 }
