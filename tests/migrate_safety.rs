@@ -164,3 +164,25 @@ async fn a_refresh_between_copy_and_retire_is_not_wiped() {
         assert!(token_works(&emu, t.trim()).await, "{kind:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_store_under_another_path_is_refused() {
+    let emu = emulator().await;
+    for kind in KINDS {
+        let src = Sandbox::new(kind);
+        set_public_profile(&src, &emu, "pub");
+        login(&src, "pub").await;
+        // The same store through a symlinked directory: another URI, the same records.
+        let alias_dir = src.dir.path().join("alias");
+        std::os::unix::fs::symlink(src.dir.path().join("data"), &alias_dir).unwrap();
+        let leaf = src.store_path.file_name().unwrap();
+        let scheme = match kind {
+            Kind::Sqlite => "sqlite",
+            Kind::File => "file",
+        };
+        let alias = format!("{scheme}://{}", alias_dir.join(leaf).display());
+        let out = src.run(&["--profile", "pub", "migrate", "--to", &alias]);
+        assert_exit(&out, 2, &["migrate onto the same store"]);
+        source_still_works(&emu, &src, &format!("{kind:?}")).await;
+    }
+}

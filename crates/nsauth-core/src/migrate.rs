@@ -124,6 +124,14 @@ async fn already_there(
     dry_run: bool,
 ) -> Result<Outcome, Error> {
     let to = dst.describe();
+    if existing.record == *source {
+        // Book-keeping included: a copy made by migrate has its own update time. This is the
+        // source itself, reached under another name (a path alias, a symlink): retiring it
+        // would wipe the only copy.
+        return Err(Error::Invalid(format!(
+            "profile {name} in {to} is the very record of the source (the same store under another name?); nothing was changed"
+        )));
+    }
     if existing.record.profile != source.profile {
         return Err(Error::Invalid(format!(
             "profile {name} already exists in {to} with other content; it was not overwritten (delete it there first, or migrate under another store)"

@@ -356,3 +356,52 @@ async fn a_dry_run_changes_nothing() {
     );
     assert!(src.get("pub").unwrap().moved.is_none());
 }
+
+/// Two handles on one store, as two URIs naming the same file would give.
+#[derive(Debug)]
+struct Alias(Arc<Memory>);
+
+#[async_trait]
+impl TokenStore for Alias {
+    fn describe(&self) -> String {
+        "memory://alias".into()
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCAL
+    }
+    async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
+        self.0.load(name).await
+    }
+    async fn put(
+        &self,
+        n: &ProfileName,
+        r: &Record,
+        c: Precondition,
+    ) -> Result<Version, StoreError> {
+        self.0.put(n, r, c).await
+    }
+    async fn delete(&self, n: &ProfileName, v: Option<&Version>) -> Result<(), StoreError> {
+        self.0.delete(n, v).await
+    }
+    async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {
+        self.0.list().await
+    }
+}
+
+#[tokio::test]
+async fn the_same_store_under_another_name_is_refused() {
+    let (src, _) = stores();
+    src.set("pub", logged_in(true, 1));
+    let alias = Alias(Arc::clone(&src));
+    let err = migrate_profile(src.as_ref(), &alias, &name(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let s = src.get("pub").unwrap();
+    assert_eq!(
+        refresh_token(&s).unwrap(),
+        "refresh-1",
+        "the only copy was wiped"
+    );
+    assert!(s.moved.is_none());
+}
