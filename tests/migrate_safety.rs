@@ -148,6 +148,7 @@ async fn a_refresh_between_copy_and_retire_is_not_wiped() {
             &dst_store,
             &name,
             false,
+            None,
         )
         .await
         .unwrap_err();

@@ -8,6 +8,7 @@
 //! destination that holds other tokens or none, a refresh lease held by another process:
 //! each refuses ([`Error::Invalid`], exit 2) and leaves both stores as they were.
 
+use crate::journal::Journal;
 use crate::store::{self, Moved, Precondition, Record, Versioned};
 use crate::{Error, ProfileName, StoreError, TokenStore};
 use time::OffsetDateTime;
@@ -35,13 +36,22 @@ pub enum Outcome {
     },
 }
 
-/// Copies profile `name` from `src` to `dst` (see the module docs for the rules).
+/// Copies profile `name` from `src` to `dst` (see the module docs for the rules). `journal`
+/// is the recovery journal of this machine, if any: refreshed tokens of the source still
+/// waiting there are newer than the stored ones, so migrate refuses until they are written
+/// back.
 pub async fn migrate_profile(
     src: &dyn TokenStore,
     dst: &dyn TokenStore,
     name: &ProfileName,
     dry_run: bool,
+    journal: Option<&Journal>,
 ) -> Result<Outcome, Error> {
+    if journal.is_some_and(|j| j.has(&src.describe(), name)) {
+        return Err(Error::Invalid(format!(
+            "refreshed tokens of profile {name} are waiting in the recovery journal, newer than the stored ones; nothing was changed; run `nsauth --profile {name} token` once to write them back, then migrate again"
+        )));
+    }
     let Versioned {
         record: source,
         version: source_version,

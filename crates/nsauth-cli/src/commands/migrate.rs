@@ -20,10 +20,12 @@ pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<u8, Er
     } else {
         vec![ctx.name()?]
     };
+    let journal = nsauth_core::journal::Journal::open_default();
     let mut worst = 0u8;
     let mut rows = Vec::new();
     for name in &names {
-        let res = migrate_profile(src.as_ref(), dst.as_ref(), name, dry_run).await;
+        let res =
+            migrate_profile(src.as_ref(), dst.as_ref(), name, dry_run, journal.as_ref()).await;
         if !dry_run {
             super::audit::record(
                 ctx,

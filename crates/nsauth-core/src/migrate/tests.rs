@@ -167,7 +167,7 @@ fn stores() -> (Arc<Memory>, Arc<Memory>) {
 async fn copies_and_retires_a_public_source() {
     let (src, dst) = stores();
     src.set("pub", logged_in(true, 1));
-    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap();
     assert_eq!(
@@ -190,7 +190,7 @@ async fn destination_created_first_without_tokens_is_refused_and_the_source_kept
     let (src, dst) = stores();
     src.set("pub", logged_in(true, 1));
     dst.set("pub", Record::new(profile(true)));
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
@@ -211,7 +211,7 @@ async fn destination_with_older_tokens_is_refused_and_the_source_kept() {
     // A first run copied generation 1; its retire failed; the source refreshed since.
     src.set("pub", logged_in(true, 2));
     dst.set("pub", logged_in(true, 1));
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
@@ -231,7 +231,7 @@ async fn rerun_after_a_failed_retire_finishes_when_the_destination_holds_the_tok
     let (src, dst) = stores();
     src.set("pub", logged_in(true, 1));
     dst.set("pub", logged_in(true, 1));
-    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap();
     assert_eq!(
@@ -252,7 +252,7 @@ async fn a_refresh_between_copy_and_retire_is_never_wiped() {
         // Another process refreshes the source: generation 1 is now consumed.
         s.set("pub", logged_in(true, 2));
     }));
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
@@ -266,7 +266,7 @@ async fn a_refresh_between_copy_and_retire_is_never_wiped() {
     assert!(s.moved.is_none());
     assert!(dst.get("pub").is_none(), "the stale copy was taken back");
     // A re-run now copies the current tokens.
-    migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap();
     assert_eq!(
@@ -284,7 +284,7 @@ async fn a_refresh_during_a_rerun_is_never_wiped() {
     *dst.after_load.lock().unwrap() = Some(Box::new(move || {
         s.set("pub", logged_in(true, 2));
     }));
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
@@ -304,7 +304,7 @@ async fn a_live_refresh_lease_is_refused() {
         until: OffsetDateTime::now_utc() + time::Duration::seconds(30),
     });
     src.set("pub", r);
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
@@ -316,7 +316,7 @@ async fn a_live_refresh_lease_is_refused() {
 async fn a_confidential_client_is_copied_and_never_retired() {
     let (src, dst) = stores();
     src.set("pub", logged_in(false, 1));
-    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap();
     assert_eq!(
@@ -328,7 +328,7 @@ async fn a_confidential_client_is_copied_and_never_retired() {
     );
     // Both copies refresh independently afterwards; a re-run changes nothing.
     src.set("pub", logged_in(false, 2));
-    let again = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false)
+    let again = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
         .await
         .unwrap();
     assert_eq!(
@@ -345,7 +345,7 @@ async fn a_dry_run_changes_nothing() {
     let (src, dst) = stores();
     src.set("pub", logged_in(true, 1));
     dst.set("pub", logged_in(true, 1));
-    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), true)
+    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), true, None)
         .await
         .unwrap();
     assert_eq!(
@@ -393,7 +393,7 @@ async fn the_same_store_under_another_name_is_refused() {
     let (src, _) = stores();
     src.set("pub", logged_in(true, 1));
     let alias = Alias(Arc::clone(&src));
-    let err = migrate_profile(src.as_ref(), &alias, &name(), false)
+    let err = migrate_profile(src.as_ref(), &alias, &name(), false, None)
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
@@ -404,4 +404,21 @@ async fn the_same_store_under_another_name_is_refused() {
         "the only copy was wiped"
     );
     assert!(s.moved.is_none());
+}
+
+#[tokio::test]
+async fn tokens_waiting_in_the_recovery_journal_are_refused() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::new(dir.path().join("journal"), Some(dir.path().join("key")));
+    // A refresh whose tokens the store refused: generation 2 waits in the journal.
+    journal.save(&src.describe(), &name(), &tokens(2)).unwrap();
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, Some(&journal))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("recovery journal"), "{err}");
+    assert!(dst.get("pub").is_none());
+    assert!(src.get("pub").unwrap().moved.is_none());
 }
