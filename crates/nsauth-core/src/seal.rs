@@ -112,6 +112,12 @@ impl StoreKey {
         // not, but bound the loop anyway).
         for _ in 0..8 {
             match read_private(path) {
+                Ok(s) if s.trim().is_empty() => {
+                    return Err(StoreError::Corrupt {
+                        what: format!("key file {}", path.display()),
+                        why: "it is empty (left by an interrupted first run of an older nsauth?); no record can have been sealed with it: delete it and run again".into(),
+                    })
+                }
                 Ok(mut s) => {
                     let key = Self::from_base64(&s).map_err(|e| StoreError::Corrupt {
                         what: format!("key file {}", path.display()),
@@ -145,8 +151,20 @@ impl StoreKey {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(unavailable("create", e));
             }
-            let linked = std::fs::hard_link(&tmp, path);
+            let mut linked = std::fs::hard_link(&tmp, path);
             let _ = std::fs::remove_file(&tmp);
+            if linked
+                .as_ref()
+                .is_err_and(|e| e.kind() != std::io::ErrorKind::AlreadyExists)
+            {
+                // A file system without hard links (FAT, some network shares): create-only in
+                // place. Still never clobbers a key, but a racer may read it half-written
+                // and fail once.
+                let mut encoded = B64.encode(key.0);
+                encoded.push('\n');
+                linked = write_new_private(path, encoded.as_bytes());
+                encoded.zeroize();
+            }
             match linked {
                 Ok(()) => {
                     sync_dir(dir).map_err(|e| unavailable("sync the directory of", e))?;
@@ -443,5 +461,15 @@ mod tests {
             std::fs::read_to_string(&path).unwrap().len() > 40,
             "the key was not replaced"
         );
+    }
+
+    #[test]
+    fn an_empty_key_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.key");
+        write_new_private(&path, b"").unwrap();
+        let err = StoreKey::load_or_create(&path).unwrap_err().to_string();
+        assert!(err.contains("empty") && err.contains("delete it"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"", "left as it was");
     }
 }
