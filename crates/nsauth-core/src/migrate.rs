@@ -100,20 +100,34 @@ pub async fn migrate_profile(
         }));
     }
     if single_use {
-        if let Err(e) = retire(src, name, &source, source_version, &dst.describe()).await {
-            // The copy holds tokens the source may have replaced since: take it back so
-            // that a re-run starts clean, unless someone already used it.
-            let undo = dst.delete(name, Some(&copy_version)).await;
-            return Err(match (e, undo) {
-                (Error::Store(StoreError::Conflict(_)), Ok(())) => Error::Invalid(format!(
-                    "profile {name} changed in the source while it was copied (a refresh by another process?); the copy was removed and nothing was changed; run migrate again"
-                )),
-                (e, Ok(())) => e,
-                (e, Err(undo)) => Error::Invalid(format!(
-                    "profile {name}: retiring the source failed ({e}) and removing the copy from {} failed too ({undo}); both copies are as they were; check which one works with `nsauth token` and delete the other",
-                    dst.describe()
-                )),
-            });
+        match retire(src, name, &source, source_version, &dst.describe()).await {
+            Ok(()) => {}
+            // Definitely not retired: someone wrote the source after we read it. The copy
+            // holds tokens the source may have replaced since: take it back so that a re-run
+            // starts clean (by CAS, so a copy someone already used stays).
+            Err(Error::Store(StoreError::Conflict(_))) => {
+                return Err(match dst.delete(name, Some(&copy_version)).await {
+                    Ok(()) => Error::Invalid(format!(
+                        "profile {name} changed in the source while it was copied (a refresh by another process?); the copy was removed and nothing was changed; run migrate again"
+                    )),
+                    Err(undo) => Error::Invalid(format!(
+                        "profile {name} changed in the source while it was copied, and removing the copy from {} failed ({undo}); check which copy works with `nsauth token` and delete the other",
+                        dst.describe()
+                    )),
+                })
+            }
+            // The retire may or may not have landed (a timeout, a lost answer): the copy
+            // stays, since it may now be the only one. A re-run finishes the job: it retires
+            // the source only if the copy still holds the source's tokens.
+            Err(e) => {
+                return Err(Error::Store(StoreError::Unavailable {
+                    message: format!(
+                        "profile {name} was copied to {}, but retiring the source failed ({e}); run migrate again to finish",
+                        dst.describe()
+                    ),
+                    retryable: true,
+                }))
+            }
         }
     }
     Ok(Outcome::Copied {

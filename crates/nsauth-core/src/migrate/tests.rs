@@ -20,6 +20,8 @@ struct Memory {
     records: Mutex<BTreeMap<String, (Record, u64)>>,
     after_create: Mutex<Option<Hook>>,
     after_load: Mutex<Option<Hook>>,
+    /// The next compare-and-swap lands, but its caller is told the store is unavailable.
+    lose_next_cas_answer: Mutex<bool>,
 }
 
 impl std::fmt::Debug for Memory {
@@ -92,6 +94,11 @@ impl TokenStore for Memory {
         };
         if condition == Precondition::Create {
             Memory::fire(&self.after_create);
+        } else if std::mem::take(&mut *self.lose_next_cas_answer.lock().unwrap()) {
+            return Err(StoreError::Unavailable {
+                message: "timed out".into(),
+                retryable: true,
+            });
         }
         Ok(Version(next.to_string()))
     }
@@ -421,4 +428,35 @@ async fn tokens_waiting_in_the_recovery_journal_are_refused() {
     assert!(err.to_string().contains("recovery journal"), "{err}");
     assert!(dst.get("pub").is_none());
     assert!(src.get("pub").unwrap().moved.is_none());
+}
+
+#[tokio::test]
+async fn a_retire_whose_answer_was_lost_keeps_the_copy_and_a_rerun_finishes() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    *src.lose_next_cas_answer.lock().unwrap() = true;
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("run migrate again"), "{err}");
+    // The retire landed: the copy is now the only one and must stay.
+    assert!(src.get("pub").unwrap().moved.is_some());
+    assert_eq!(
+        refresh_token(&dst.get("pub").unwrap()).unwrap(),
+        "refresh-1"
+    );
+    let again = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Outcome::AlreadyThere {
+            source_retired: false
+        }
+    );
+    assert_eq!(
+        refresh_token(&dst.get("pub").unwrap()).unwrap(),
+        "refresh-1"
+    );
 }
