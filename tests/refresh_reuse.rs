@@ -1,6 +1,7 @@
-//! End to end: a public client's refresh whose answer is lost after NetSuite processed it is
-//! never sent again. Against a server with refresh token reuse detection, a second send would
-//! revoke the whole grant.
+//! End to end: requests that carry something single-use, when their answer is lost after
+//! NetSuite processed them. A public client's refresh is never sent again (against a server
+//! with refresh token reuse detection, a second send would revoke the whole grant); a
+//! confidential client's is; an M2M mint is retried with a freshly signed assertion.
 
 use nsauth_e2e::*;
 use nsauth_emulator::{ClientSpec, Fault};
@@ -83,4 +84,52 @@ async fn a_confidential_refresh_whose_answer_was_lost_is_retried() {
         2,
         "a reusable refresh token is simply sent again"
     );
+}
+
+/// A client assertion is single-use too (NetSuite refuses a `jti` it has seen): a mint whose
+/// answer was lost is retried with a freshly signed assertion, not the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_mint_answer_is_retried_with_a_fresh_assertion() {
+    use nsauth_emulator::CertificateMapping;
+    let emu = emulator().await;
+    emu.add_client(ClientSpec::m2m("m2m-client"));
+    let sb = Sandbox::new(Kind::Sqlite);
+    let dir = sb.dir.path().join("keys");
+    sb.ok(&["m2m", "keygen", "--out", dir.to_str().unwrap()]);
+    emu.add_certificate(
+        "m2m-client",
+        CertificateMapping {
+            kid: "kid-1".into(),
+            certificate_pem: std::fs::read_to_string(dir.join("certificate.pem")).unwrap(),
+        },
+    );
+    let key = dir.join("private-key.pem");
+    sb.ok(&[
+        "profile",
+        "set",
+        "m2m",
+        "--grant",
+        "client-credentials",
+        "--account-id",
+        emu.account_id(),
+        "--client-id",
+        "m2m-client",
+        "--scope",
+        "rest_webservices",
+        "--certificate-id",
+        "kid-1",
+        "--private-key-file",
+        key.to_str().unwrap(),
+        "--base-url",
+        &emu.base_url(),
+    ]);
+    emu.inject(Fault::AnswerLost);
+    let before = emu.counters();
+    let out = sb.run(&["--profile", "m2m", "token"]);
+    assert_ok(&out, &["token after a lost mint answer"]);
+    let t = String::from_utf8(out.stdout).unwrap();
+    assert!(token_works(&emu, t.trim()).await);
+    let after = emu.counters();
+    assert_eq!(after.token_requests - before.token_requests, 2);
+    assert_eq!(after.client_credentials - before.client_credentials, 2);
 }

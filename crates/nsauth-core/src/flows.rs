@@ -2,7 +2,7 @@
 //! the code exchange, refresh, client credentials and revoke.
 
 use crate::error::Error;
-use crate::http::{ClientAuth, Delivery, Http, Response};
+use crate::http::{encode_form, ClientAuth, Delivery, Http, Response};
 use crate::profile::{GrantKind, Profile};
 use crate::secret::{AuthorizationCode, CodeVerifier, RefreshToken};
 use crate::store::PendingLogin;
@@ -265,25 +265,44 @@ pub async fn client_credentials(http: &Http, profile: &Profile) -> Result<TokenS
     };
     let token_url = profile.endpoints().token;
     let now = OffsetDateTime::now_utc();
-    let assertion = zeroize::Zeroizing::new(crate::m2m::sign_assertion(
-        key,
-        kid,
-        &profile.client_id,
-        token_url.as_str(),
-        &profile.scopes,
-        now,
-        300,
-    )?);
-    let form = [
-        ("grant_type", "client_credentials"),
-        (
-            "client_assertion_type",
-            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        ),
-        ("client_assertion", assertion.as_str()),
-    ];
+    let sign = |at: OffsetDateTime| {
+        crate::m2m::sign_assertion(
+            key,
+            kid,
+            &profile.client_id,
+            token_url.as_str(),
+            &profile.scopes,
+            at,
+            300,
+        )
+        .map(zeroize::Zeroizing::new)
+    };
+    // Signed here so that a bad key is reported before anything is sent; each retry signs
+    // a new one, since NetSuite accepts an assertion's `jti` once (a retry after a lost
+    // answer would otherwise be refused as a replay).
+    let first = sign(now)?;
+    let unsent = std::sync::Mutex::new(Some(first.clone()));
+    let body = || {
+        let assertion = unsent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .or_else(|| sign(OffsetDateTime::now_utc()).ok())
+            .unwrap_or_else(|| first.clone());
+        encode_form(
+            &ClientAuth::None,
+            &[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ],
+        )
+    };
     let resp = http
-        .post_form("token endpoint", &token_url, ClientAuth::None, &form)
+        .post_fresh_form("token endpoint", &token_url, body)
         .await?;
     let parsed = token_result(resp, TokenCall::Mint)?;
     let mut set = parsed.into_token_set(now, None, fallback_hours(profile));

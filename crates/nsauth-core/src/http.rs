@@ -78,6 +78,29 @@ pub struct Http {
     cfg: HttpConfig,
 }
 
+/// The `application/x-www-form-urlencoded` body of `form` (with `client_id` first for a
+/// public client).
+pub fn encode_form(auth: &ClientAuth<'_>, form: &[(&str, &str)]) -> zeroize::Zeroizing<String> {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    if let ClientAuth::Public { client_id } = auth {
+        ser.append_pair("client_id", client_id);
+    }
+    for (k, v) in form {
+        ser.append_pair(k, v);
+    }
+    zeroize::Zeroizing::new(ser.finish())
+}
+
+fn form_request(c: &reqwest::Client, url: &Url, body: String) -> reqwest::RequestBuilder {
+    c.post(url.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(reqwest::header::ACCEPT, "application/json")
+        .body(body)
+}
+
 /// Whether a request may be sent more than once.
 #[derive(Clone, Copy, Debug)]
 pub enum Delivery<'a> {
@@ -155,30 +178,30 @@ impl Http {
         form: &[(&str, &str)],
         delivery: Delivery<'_>,
     ) -> Result<Response, Error> {
-        // Built in a block: the serializer is not `Send` and must not live across an await.
-        let body = zeroize::Zeroizing::new({
-            let mut ser = url::form_urlencoded::Serializer::new(String::new());
-            if let ClientAuth::Public { client_id } = &auth {
-                ser.append_pair("client_id", client_id);
-            }
-            for (k, v) in form {
-                ser.append_pair(k, v);
-            }
-            ser.finish()
-        });
+        let body = encode_form(&auth, form);
         self.deliver(what, url, delivery, |c| {
-            let mut rb = c
-                .post(url.clone())
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .header(reqwest::header::ACCEPT, "application/json")
-                .body(body.as_str().to_owned());
-            if let ClientAuth::Basic { client_id, secret } = &auth {
-                rb = rb.basic_auth(client_id, Some(secret.secret()));
+            let rb = form_request(c, url, body.as_str().to_owned());
+            match &auth {
+                ClientAuth::Basic { client_id, secret } => {
+                    rb.basic_auth(client_id, Some(secret.secret()))
+                }
+                _ => rb,
             }
-            rb
+        })
+        .await
+    }
+
+    /// POSTs a form that must be new on every attempt (a client assertion, whose `jti` the
+    /// server accepts once): `body` is called once per attempt for the encoded form (see
+    /// [`encode_form`]). Same retry policy as [`Http::post_form`].
+    pub async fn post_fresh_form(
+        &self,
+        what: &str,
+        url: &Url,
+        body: impl Fn() -> zeroize::Zeroizing<String>,
+    ) -> Result<Response, Error> {
+        self.deliver(what, url, Delivery::Retry, |c| {
+            form_request(c, url, body().as_str().to_owned())
         })
         .await
     }
