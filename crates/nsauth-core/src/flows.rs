@@ -246,8 +246,8 @@ pub async fn refresh(http: &Http, profile: &Profile, tokens: &TokenSet) -> Resul
 /// it has been sent, it may be spent, and presenting a spent one again makes servers with
 /// reuse detection revoke the whole grant. So that request is retried only when it provably
 /// never reached the server (no connection was made) or the server said it did not process
-/// it (429); a timeout, a dropped connection or a cut-off answer after sending ends the call
-/// (exit 5) instead.
+/// it (429, 503); a timeout, a dropped connection, a cut-off answer or another 5xx after
+/// sending ends the call (exit 5) instead.
 pub fn refresh_delivery(profile: &Profile) -> Delivery<'static> {
     if profile.client_secret.is_some() {
         Delivery::Retry

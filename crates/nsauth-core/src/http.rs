@@ -109,8 +109,10 @@ pub enum Delivery<'a> {
     /// The request must not be processed twice (a public client's single-use refresh token:
     /// servers with reuse detection revoke the whole grant when a used one comes back). It is
     /// retried only when it provably never reached the server (the connection was never made)
-    /// or the server said it did not process it (429). A timeout or a dropped connection after
-    /// sending ends the call with `if_lost` (what to do) appended to the message.
+    /// or the server said it did not process it (429, 503). A timeout, a dropped connection or
+    /// a cut-off answer after sending ends the call with `if_lost` (what to do) appended to
+    /// the message; so does any other 5xx when `if_lost` is not empty (with an empty one, the
+    /// 5xx answer is returned to the caller).
     AtMostOnce {
         /// Advice for the user when the answer was lost after sending; empty for a generic one.
         if_lost: &'a str,
@@ -314,7 +316,9 @@ impl Http {
         let date = header(reqwest::header::DATE);
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| parse_retry_after(&v));
-        if status == 429 || (idempotent && (500..600).contains(&status)) {
+        // 429 and 503 say the request was not processed; other 5xx (500, 502, 504: a proxy
+        // that lost the upstream's answer) may come after it was.
+        if status == 429 || status == 503 || (idempotent && (500..600).contains(&status)) {
             return Attempt::Retry {
                 why: format!("HTTP {status}"),
                 after: if status == 429 || status == 503 {
@@ -323,6 +327,11 @@ impl Http {
                     None
                 },
             };
+        }
+        if let Delivery::AtMostOnce { if_lost } = delivery {
+            if !if_lost.is_empty() && (500..600).contains(&status) {
+                return lost(format!("HTTP {status}"));
+            }
         }
         match read_capped(resp, self.cfg.body_limit).await {
             Ok(body) => Attempt::Done(Response { status, body, date, content_type }),

@@ -100,3 +100,55 @@ async fn at_most_once_retries_when_no_connection_was_made() {
         "no retry happened"
     );
 }
+
+/// A listener answering each request with the next status of `statuses` (then 200 with an
+/// empty JSON body); returns its URL and a counter of requests.
+async fn answering(
+    statuses: &'static [u16],
+) -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}/token", listener.local_addr().unwrap())).unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            if sock.read(&mut buf).await.unwrap_or(0) == 0 {
+                continue;
+            }
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let status = statuses.get(n).copied().unwrap_or(200);
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            );
+            let _ = sock.write_all(answer.as_bytes()).await;
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn at_most_once_retries_503_and_429_but_not_other_server_errors() {
+    let once = Delivery::AtMostOnce { if_lost: "do this" };
+    let (url, seen) = answering(&[503, 429]).await;
+    let r = quick()
+        .post_form_with("token endpoint", &url, ClientAuth::None, &[], once)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+    for status in [&[500u16][..], &[502], &[504]] {
+        let (url, seen) = answering(status).await;
+        let err = quick()
+            .post_form_with("token endpoint", &url, ClientAuth::None, &[], once)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{status:?}"
+        );
+        assert!(err.to_string().ends_with("do this"), "{err}");
+    }
+}
