@@ -511,7 +511,6 @@ async fn random_histories_never_lose_the_newest_tokens() {
                 refresh_live(&src, &dst, &latest);
             }
         }
-        let mut last = None;
         for _ in 0..3 {
             let (s, d, l) = (Arc::clone(&src), Arc::clone(&dst), Arc::clone(&latest));
             let fault: Hook = Box::new(move || refresh_live(&s, &d, &l));
@@ -522,7 +521,7 @@ async fn random_histories_never_lose_the_newest_tokens() {
                 _ => {}
             }
             *src.lose_next_cas_answer.lock().unwrap() = rng.gen_bool(0.2);
-            last = Some(migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None).await);
+            let last = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None).await;
             *dst.after_create.lock().unwrap() = None;
             *dst.after_load.lock().unwrap() = None;
             *src.after_load.lock().unwrap() = None;
@@ -538,7 +537,7 @@ async fn random_histories_never_lose_the_newest_tokens() {
                     .map(|r| (refresh_token(&r), r.moved.is_some())),
                 dst.get("pub").map(|r| refresh_token(&r)),
             );
-            if let Some(Ok(Outcome::Copied { .. } | Outcome::AlreadyThere { .. })) = &last {
+            if let Ok(Outcome::Copied { .. } | Outcome::AlreadyThere { .. }) = &last {
                 assert!(
                     src_moved,
                     "seed {seed}: success reported, source not retired"
