@@ -166,6 +166,7 @@ async fn a_refresh_between_copy_and_retire_is_not_wiped() {
     }
 }
 
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_store_under_another_path_is_refused() {
     let emu = emulator().await;
