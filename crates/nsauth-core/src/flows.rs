@@ -2,7 +2,7 @@
 //! the code exchange, refresh, client credentials and revoke.
 
 use crate::error::Error;
-use crate::http::{ClientAuth, Http, Response};
+use crate::http::{encode_form, ClientAuth, Delivery, Http, Response};
 use crate::profile::{GrantKind, Profile};
 use crate::secret::{AuthorizationCode, CodeVerifier, RefreshToken};
 use crate::store::PendingLogin;
@@ -194,8 +194,17 @@ pub async fn exchange_code(
         ("code_verifier", verifier.secret()),
     ];
     let now = OffsetDateTime::now_utc();
+    // A code is single-use, and a server that sees one twice revokes what it issued from it.
     let resp = http
-        .post_form("token endpoint", &token_url, client_auth(profile), &form)
+        .post_form_with(
+            "token endpoint",
+            &token_url,
+            client_auth(profile),
+            &form,
+            Delivery::AtMostOnce {
+                if_lost: "not sent again: the code may have been used already, and a second use makes NetSuite revoke the tokens issued from it; run login again",
+            },
+        )
         .await?;
     let parsed = token_result(resp, TokenCall::Exchange)?;
     Ok(parsed.into_token_set(now, None, fallback_hours(profile)))
@@ -216,7 +225,13 @@ pub async fn refresh(http: &Http, profile: &Profile, tokens: &TokenSet) -> Resul
     ];
     let now = OffsetDateTime::now_utc();
     let resp = http
-        .post_form("token endpoint", &token_url, client_auth(profile), &form)
+        .post_form_with(
+            "token endpoint",
+            &token_url,
+            client_auth(profile),
+            &form,
+            refresh_delivery(profile),
+        )
         .await?;
     let parsed = token_result(resp, TokenCall::Refresh)?;
     Ok(parsed.into_token_set(
@@ -226,6 +241,23 @@ pub async fn refresh(http: &Http, profile: &Profile, tokens: &TokenSet) -> Resul
     ))
 }
 
+/// How a refresh may be retried. A confidential client's refresh token is reused by NetSuite,
+/// so sending it again is harmless. A public client's is single-use: once a request carrying
+/// it has been sent, it may be spent, and presenting a spent one again makes servers with
+/// reuse detection revoke the whole grant. So that request is retried only when it provably
+/// never reached the server (no connection was made) or the server said it did not process
+/// it (429, 503); a timeout, a dropped connection, a cut-off answer or another 5xx after
+/// sending ends the call (exit 5) instead.
+pub fn refresh_delivery(profile: &Profile) -> Delivery<'static> {
+    if profile.client_secret.is_some() {
+        Delivery::Retry
+    } else {
+        Delivery::AtMostOnce {
+            if_lost: "the single-use refresh token was not sent again (it may be spent, and a second use can make NetSuite revoke the whole grant); run `nsauth refresh` once when the network is stable, and if NetSuite then answers invalid_grant, run `nsauth login`",
+        }
+    }
+}
+
 /// Mints an access token with a signed JWT assertion (machine to machine).
 pub async fn client_credentials(http: &Http, profile: &Profile) -> Result<TokenSet, Error> {
     let (Some(kid), Some(key)) = (&profile.certificate_id, &profile.private_key) else {
@@ -233,25 +265,44 @@ pub async fn client_credentials(http: &Http, profile: &Profile) -> Result<TokenS
     };
     let token_url = profile.endpoints().token;
     let now = OffsetDateTime::now_utc();
-    let assertion = zeroize::Zeroizing::new(crate::m2m::sign_assertion(
-        key,
-        kid,
-        &profile.client_id,
-        token_url.as_str(),
-        &profile.scopes,
-        now,
-        300,
-    )?);
-    let form = [
-        ("grant_type", "client_credentials"),
-        (
-            "client_assertion_type",
-            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        ),
-        ("client_assertion", assertion.as_str()),
-    ];
+    let sign = |at: OffsetDateTime| {
+        crate::m2m::sign_assertion(
+            key,
+            kid,
+            &profile.client_id,
+            token_url.as_str(),
+            &profile.scopes,
+            at,
+            300,
+        )
+        .map(zeroize::Zeroizing::new)
+    };
+    // Signed here so that a bad key is reported before anything is sent; each retry signs
+    // a new one, since NetSuite accepts an assertion's `jti` once (a retry after a lost
+    // answer would otherwise be refused as a replay).
+    let first = sign(now)?;
+    let unsent = std::sync::Mutex::new(Some(first.clone()));
+    let body = || {
+        let assertion = unsent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .or_else(|| sign(OffsetDateTime::now_utc()).ok())
+            .unwrap_or_else(|| first.clone());
+        encode_form(
+            &ClientAuth::None,
+            &[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ],
+        )
+    };
     let resp = http
-        .post_form("token endpoint", &token_url, ClientAuth::None, &form)
+        .post_fresh_form("token endpoint", &token_url, body)
         .await?;
     let parsed = token_result(resp, TokenCall::Mint)?;
     let mut set = parsed.into_token_set(now, None, fallback_hours(profile));

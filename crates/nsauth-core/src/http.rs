@@ -78,6 +78,47 @@ pub struct Http {
     cfg: HttpConfig,
 }
 
+/// The `application/x-www-form-urlencoded` body of `form` (with `client_id` first for a
+/// public client).
+pub fn encode_form(auth: &ClientAuth<'_>, form: &[(&str, &str)]) -> zeroize::Zeroizing<String> {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    if let ClientAuth::Public { client_id } = auth {
+        ser.append_pair("client_id", client_id);
+    }
+    for (k, v) in form {
+        ser.append_pair(k, v);
+    }
+    zeroize::Zeroizing::new(ser.finish())
+}
+
+fn form_request(c: &reqwest::Client, url: &Url, body: String) -> reqwest::RequestBuilder {
+    c.post(url.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(reqwest::header::ACCEPT, "application/json")
+        .body(body)
+}
+
+/// Whether a request may be sent more than once.
+#[derive(Clone, Copy, Debug)]
+pub enum Delivery<'a> {
+    /// Retry connection failures, timeouts, cut-off answers, 5xx and 429.
+    Retry,
+    /// The request must not be processed twice (a public client's single-use refresh token:
+    /// servers with reuse detection revoke the whole grant when a used one comes back). It is
+    /// retried only when it provably never reached the server (the connection was never made)
+    /// or the server said it did not process it (429, 503). A timeout, a dropped connection or
+    /// a cut-off answer after sending ends the call with `if_lost` (what to do) appended to
+    /// the message; so does any other 5xx when `if_lost` is not empty (with an empty one, the
+    /// 5xx answer is returned to the caller).
+    AtMostOnce {
+        /// Advice for the user when the answer was lost after sending; empty for a generic one.
+        if_lost: &'a str,
+    },
+}
+
 enum Attempt {
     Done(Response),
     Retry {
@@ -126,30 +167,43 @@ impl Http {
         auth: ClientAuth<'_>,
         form: &[(&str, &str)],
     ) -> Result<Response, Error> {
-        // Built in a block: the serializer is not `Send` and must not live across an await.
-        let body = zeroize::Zeroizing::new({
-            let mut ser = url::form_urlencoded::Serializer::new(String::new());
-            if let ClientAuth::Public { client_id } = &auth {
-                ser.append_pair("client_id", client_id);
+        self.post_form_with(what, url, auth, form, Delivery::Retry)
+            .await
+    }
+
+    /// [`Http::post_form`] with a chosen [`Delivery`].
+    pub async fn post_form_with(
+        &self,
+        what: &str,
+        url: &Url,
+        auth: ClientAuth<'_>,
+        form: &[(&str, &str)],
+        delivery: Delivery<'_>,
+    ) -> Result<Response, Error> {
+        let body = encode_form(&auth, form);
+        self.deliver(what, url, delivery, |c| {
+            let rb = form_request(c, url, body.as_str().to_owned());
+            match &auth {
+                ClientAuth::Basic { client_id, secret } => {
+                    rb.basic_auth(client_id, Some(secret.secret()))
+                }
+                _ => rb,
             }
-            for (k, v) in form {
-                ser.append_pair(k, v);
-            }
-            ser.finish()
-        });
-        self.send(what, url, |c| {
-            let mut rb = c
-                .post(url.clone())
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .header(reqwest::header::ACCEPT, "application/json")
-                .body(body.as_str().to_owned());
-            if let ClientAuth::Basic { client_id, secret } = &auth {
-                rb = rb.basic_auth(client_id, Some(secret.secret()));
-            }
-            rb
+        })
+        .await
+    }
+
+    /// POSTs a form that must be new on every attempt (a client assertion, whose `jti` the
+    /// server accepts once): `body` is called once per attempt for the encoded form (see
+    /// [`encode_form`]). Same retry policy as [`Http::post_form`].
+    pub async fn post_fresh_form(
+        &self,
+        what: &str,
+        url: &Url,
+        body: impl Fn() -> zeroize::Zeroizing<String>,
+    ) -> Result<Response, Error> {
+        self.deliver(what, url, Delivery::Retry, |c| {
+            form_request(c, url, body().as_str().to_owned())
         })
         .await
     }
@@ -173,6 +227,21 @@ impl Http {
         idempotent: bool,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response, Error> {
+        let delivery = if idempotent {
+            Delivery::Retry
+        } else {
+            Delivery::AtMostOnce { if_lost: "" }
+        };
+        self.deliver(what, url, delivery, build).await
+    }
+
+    async fn deliver(
+        &self,
+        what: &str,
+        url: &Url,
+        delivery: Delivery<'_>,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response, Error> {
         let start = Instant::now();
         let mut last = String::new();
         for attempt in 0..self.cfg.max_attempts {
@@ -182,7 +251,7 @@ impl Http {
             }
             let timeout = self.cfg.request_timeout.min(remaining);
             match self
-                .once(build(self.client()).timeout(timeout), what, idempotent)
+                .once(build(self.client()).timeout(timeout), what, delivery)
                 .await
             {
                 Attempt::Done(r) => return Ok(r),
@@ -209,21 +278,33 @@ impl Http {
         )))
     }
 
-    async fn once(&self, rb: reqwest::RequestBuilder, what: &str, idempotent: bool) -> Attempt {
+    async fn once(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+        delivery: Delivery<'_>,
+    ) -> Attempt {
+        let idempotent = matches!(delivery, Delivery::Retry);
+        // The request may have reached the server and been processed: for a request that
+        // must not run twice, that ends the call.
+        let lost = |why: String| match delivery {
+            Delivery::AtMostOnce { if_lost } if !if_lost.is_empty() => Attempt::Fail(
+                Error::Unreachable(format!("NetSuite {what}: {why}; {if_lost}")),
+            ),
+            _ => Attempt::Fail(Error::Unreachable(format!(
+                "NetSuite {what}: {why}; not retried because the request may have been processed"
+            ))),
+        };
         let resp = match rb.send().await {
             Ok(r) => r,
+            // A connection that was never made carried no request.
             Err(e) if idempotent || e.is_connect() => {
                 return Attempt::Retry {
                     why: describe_reqwest(&e),
                     after: None,
                 }
             }
-            Err(e) => {
-                return Attempt::Fail(Error::Unreachable(format!(
-                    "NetSuite {what}: {}; not retried because the request may have been processed",
-                    describe_reqwest(&e)
-                )))
-            }
+            Err(e) => return lost(describe_reqwest(&e)),
         };
         let status = resp.status().as_u16();
         let header = |name: reqwest::header::HeaderName| {
@@ -235,7 +316,9 @@ impl Http {
         let date = header(reqwest::header::DATE);
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let retry_after = header(reqwest::header::RETRY_AFTER).and_then(|v| parse_retry_after(&v));
-        if status == 429 || (idempotent && (500..600).contains(&status)) {
+        // 429 and 503 say the request was not processed; other 5xx (500, 502, 504: a proxy
+        // that lost the upstream's answer) may come after it was.
+        if status == 429 || status == 503 || (idempotent && (500..600).contains(&status)) {
             return Attempt::Retry {
                 why: format!("HTTP {status}"),
                 after: if status == 429 || status == 503 {
@@ -245,13 +328,19 @@ impl Http {
                 },
             };
         }
+        if let Delivery::AtMostOnce { if_lost } = delivery {
+            if !if_lost.is_empty() && (500..600).contains(&status) {
+                return lost(format!("HTTP {status}"));
+            }
+        }
         match read_capped(resp, self.cfg.body_limit).await {
             Ok(body) => Attempt::Done(Response { status, body, date, content_type }),
             Err(BodyError::TooLarge) => Attempt::Fail(Error::Unreachable(format!(
                 "NetSuite {what} sent an answer larger than {} KiB; this is not NetSuite's normal answer (a proxy?); nothing was stored",
                 self.cfg.body_limit / 1024
             ))),
-            Err(BodyError::Io(why)) => Attempt::Retry { why, after: None },
+            Err(BodyError::Io(why)) if idempotent => Attempt::Retry { why, after: None },
+            Err(BodyError::Io(why)) => lost(why),
         }
     }
 }
@@ -325,19 +414,4 @@ pub fn redact_url(url: &Url) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT").is_some());
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-
-    #[test]
-    fn redacts_query() {
-        let u = Url::parse("https://u:p@host/path?code=SECRET").unwrap();
-        assert_eq!(redact_url(&u), "https://host/path");
-    }
-}
+mod tests;

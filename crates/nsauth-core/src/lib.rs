@@ -25,6 +25,7 @@ pub mod journal;
 pub mod local_uri;
 pub mod login;
 pub mod m2m;
+pub mod migrate;
 pub mod profile;
 pub mod retry;
 pub mod seal;

@@ -98,35 +98,90 @@ impl StoreKey {
         Self::load_or_create(&path)
     }
 
+    /// Reads the key file, or creates it if missing. Creation is atomic: the key is written
+    /// to a private temporary file, fsynced, then hard-linked into place, which fails if a
+    /// key file appeared meanwhile; so processes racing on a first run never see a half-written
+    /// key and all end up with the one key that won. A key file that group or others may read
+    /// is refused, as ssh refuses such a private key.
     fn load_or_create(path: &Path) -> Result<Self, StoreError> {
         let unavailable = |what: &str, e: std::io::Error| StoreError::Unavailable {
             message: format!("cannot {what} key file {}: {e}", path.display()),
             retryable: false,
         };
-        match std::fs::read_to_string(path) {
-            Ok(s) => {
-                return Self::from_base64(&s).map_err(|e| StoreError::Corrupt {
-                    what: format!("key file {}", path.display()),
-                    why: e,
-                })
+        // Another process may delete a key between our failed link and our read (it should
+        // not, but bound the loop anyway).
+        for _ in 0..8 {
+            match read_private(path) {
+                Ok(s) if s.trim().is_empty() => {
+                    return Err(StoreError::Corrupt {
+                        what: format!("key file {}", path.display()),
+                        why: "it is empty (left by an interrupted first run of an older nsauth?); no record can have been sealed with it: delete it and run again".into(),
+                    })
+                }
+                Ok(mut s) => {
+                    let key = Self::from_base64(&s).map_err(|e| StoreError::Corrupt {
+                        what: format!("key file {}", path.display()),
+                        why: e,
+                    });
+                    s.zeroize();
+                    return key;
+                }
+                Err(ReadKey::Exposed(mode)) => {
+                    return Err(StoreError::Denied(format!(
+                        "key file {} is readable by other users (mode {mode:03o}); run: chmod 600 {} (and treat the key as exposed)",
+                        path.display(),
+                        path.display()
+                    )))
+                }
+                Err(ReadKey::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(ReadKey::Io(e)) => return Err(unavailable("read", e)),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(unavailable("read", e)),
-        }
-        if let Some(dir) = path.parent() {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             create_private_dir(dir).map_err(|e| unavailable("create the directory of", e))?;
+            let key = Self::generate();
+            let mut encoded = B64.encode(key.0);
+            encoded.push('\n');
+            let tmp = dir.join(format!(".store.key.tmp-{}", uuid::Uuid::new_v4().simple()));
+            let written = write_new_private(&tmp, encoded.as_bytes());
+            encoded.zeroize();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(unavailable("create", e));
+            }
+            let mut linked = std::fs::hard_link(&tmp, path);
+            let _ = std::fs::remove_file(&tmp);
+            if linked
+                .as_ref()
+                .is_err_and(|e| e.kind() != std::io::ErrorKind::AlreadyExists)
+            {
+                // A file system without hard links (FAT, some network shares): create-only in
+                // place. Still never clobbers a key, but a racer may read it half-written
+                // and fail once.
+                let mut encoded = B64.encode(key.0);
+                encoded.push('\n');
+                linked = write_new_private(path, encoded.as_bytes());
+                encoded.zeroize();
+            }
+            match linked {
+                Ok(()) => {
+                    sync_dir(dir).map_err(|e| unavailable("sync the directory of", e))?;
+                    return Ok(key);
+                }
+                // Another first run won: use its key.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(unavailable("create", e)),
+            }
         }
-        let key = Self::generate();
-        let mut encoded = B64.encode(key.0);
-        encoded.push('\n');
-        // Create-only so two first runs racing each other agree on one key.
-        let written = write_new_private(path, encoded.as_bytes());
-        encoded.zeroize();
-        match written {
-            Ok(()) => Ok(key),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
-            Err(e) => Err(unavailable("create", e)),
-        }
+        Err(StoreError::Unavailable {
+            message: format!(
+                "key file {} keeps disappearing; is another program deleting it?",
+                path.display()
+            ),
+            retryable: false,
+        })
     }
 
     /// Seals `plaintext` for the record named `name`.
@@ -264,6 +319,39 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
+/// Why a key file could not be read.
+enum ReadKey {
+    Io(std::io::Error),
+    /// Group or others may read it (the mode bits).
+    Exposed(u32),
+}
+
+/// Reads a key file, refusing one that group or others may read.
+fn read_private(path: &Path) -> Result<String, ReadKey> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(ReadKey::Io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f.metadata().map_err(ReadKey::Io)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ReadKey::Exposed(mode));
+        }
+    }
+    let mut s = String::new();
+    f.read_to_string(&mut s).map_err(ReadKey::Io)?;
+    Ok(s)
+}
+
+/// Makes a new directory entry in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// Writes a new file with mode 0600; fails if it exists.
 pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -280,45 +368,4 @@ pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_and_binding() {
-        let k = StoreKey::generate();
-        let a = ProfileName::parse("a").unwrap();
-        let b = ProfileName::parse("b").unwrap();
-        let s = k.seal(&a, b"top secret");
-        assert!(!s.contains("top secret"));
-        assert_eq!(k.open(&a, &s).unwrap(), b"top secret");
-        assert!(matches!(k.open(&b, &s), Err(StoreError::Corrupt { .. })));
-        let other = StoreKey::generate();
-        let err = other.open(&a, &s).unwrap_err().to_string();
-        assert!(err.contains("store key"), "{err}");
-    }
-
-    #[test]
-    fn key_file_is_created_private_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/store.key");
-        let k1 = StoreKey::load_or_create(&path).unwrap();
-        let k2 = StoreKey::load_or_create(&path).unwrap();
-        assert_eq!(k1.id(), k2.id());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-            assert_eq!(
-                std::fs::metadata(path.parent().unwrap())
-                    .unwrap()
-                    .permissions()
-                    .mode()
-                    & 0o777,
-                0o700
-            );
-        }
-    }
-}
+mod tests;

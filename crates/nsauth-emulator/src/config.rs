@@ -46,6 +46,10 @@ pub struct ClientSpec {
     pub certificates: Vec<CertificateMapping>,
     /// The scopes this client may ask for.
     pub scopes: Vec<String>,
+    /// Refresh token reuse detection, as some OAuth servers do: a public client presenting a
+    /// refresh token that was already used revokes the whole grant (every token of its
+    /// chain). Off by default.
+    pub revoke_on_reuse: bool,
 }
 
 impl std::fmt::Debug for ClientSpec {
@@ -64,6 +68,7 @@ impl std::fmt::Debug for ClientSpec {
                 &self.certificates.iter().map(|c| &c.kid).collect::<Vec<_>>(),
             )
             .field("scopes", &self.scopes)
+            .field("revoke_on_reuse", &self.revoke_on_reuse)
             .finish()
     }
 }
@@ -78,6 +83,15 @@ impl ClientSpec {
             allow_loopback_http: false,
             certificates: Vec::new(),
             scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            revoke_on_reuse: false,
+        }
+    }
+
+    /// This client with refresh token reuse detection ([`ClientSpec::revoke_on_reuse`]).
+    pub fn with_reuse_detection(self) -> Self {
+        Self {
+            revoke_on_reuse: true,
+            ..self
         }
     }
 
@@ -153,6 +167,9 @@ pub enum Fault {
     Oversized,
     /// 200 with JSON that lacks `access_token`.
     MissingAccessToken,
+    /// Process the request as usual (a refresh token is spent, new tokens are issued), then
+    /// close the connection without answering: the answer is lost in transit.
+    AnswerLost,
 }
 
 /// What [`crate::Emulator::install_demo_fixtures`] set up.

@@ -196,6 +196,13 @@ fn refresh_token(sh: &Shared, spec: &ClientSpec, p: &Params) -> Result<Value, OA
         return Err(grant("the refresh token was revoked"));
     }
     if rec.used {
+        if spec.revoke_on_reuse {
+            let chain = rec.chain.clone();
+            st.revoke_chain(&chain);
+            return Err(grant(
+                "the refresh token was already used; reuse detected, every token of this grant is revoked",
+            ));
+        }
         return Err(grant(
             "the refresh token was already used (a public client's refresh token is single use)",
         ));
@@ -357,7 +364,7 @@ fn fault_response(f: Fault) -> Response {
             StatusCode::OK,
             &json!({ "token_type": "bearer", "expires_in": "3600" }),
         ),
-        Fault::Delay(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Fault::Delay(_) | Fault::AnswerLost => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -372,11 +379,15 @@ pub(crate) async fn token(
         st.counters.token_requests += 1;
         st.faults.pop_front()
     };
-    match fault {
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+    let answer_lost = match fault {
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            false
+        }
+        Some(Fault::AnswerLost) => true,
         Some(f) => return fault_response(f),
-        None => {}
-    }
+        None => false,
+    };
     let result = match read_form(&headers, body).await {
         Ok(p) => grant(&sh, &headers, &p),
         Err(BodyError::OAuth(e)) => Err(e),
@@ -385,6 +396,12 @@ pub(crate) async fn token(
             return too_large();
         }
     };
+    if answer_lost {
+        // Unwinding out of the handler ends the connection task: the client sees the
+        // connection close without an answer. `resume_unwind` runs no panic hook, so
+        // nothing is printed.
+        std::panic::resume_unwind(Box::new("emulated fault: answer lost"));
+    }
     match result {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => {

@@ -10,7 +10,7 @@ use nsauth_core::StoreError;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `PRAGMA application_id` of an nsauth store ("nsau").
 const APPLICATION_ID: i32 = 0x6e73_6175;
@@ -29,27 +29,53 @@ const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 /// How long a writer waits for another process's lock before reporting "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Opens (creating if needed) the store database at `path`, ready for use.
+/// How long opening waits, in total, for other processes creating or migrating the same file.
+const INIT_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Opens (creating if needed) the store database at `path`, ready for use. Many processes may
+/// do this at once on a new file: every step that writes runs under SQLite's write lock and
+/// is retried on "busy" until [`INIT_DEADLINE`], and the schema is read in one snapshot.
 pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     prepare_file(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| errors::sqlite(e, path))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| errors::sqlite(e, path))?;
-    let state = inspect(&conn, path)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(|e| errors::sqlite(e, path))?;
+    let deadline = Instant::now() + INIT_DEADLINE;
+    // Read-only first, so that a damaged or foreign file is refused before any write.
+    let state = retry_busy(deadline, || inspect(&mut conn, path))?;
+    let mode: String = retry_busy(deadline, || {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| errors::sqlite(e, path))
+    })?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::debug!(path = %path.display(), mode, "sqlite store is not in WAL mode");
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(|e| errors::sqlite(e, path))?;
     if state < SCHEMA_VERSION {
-        migrate(&mut conn, path)?;
+        retry_busy(deadline, || migrate(&mut conn, path))?;
     }
     restrict_permissions(path);
     Ok(conn)
+}
+
+/// Runs `step` again while it fails with a temporary error (SQLite busy or locked), with a
+/// growing, jittered pause, until `deadline`.
+fn retry_busy<T>(
+    deadline: Instant,
+    mut step: impl FnMut() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match step() {
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                std::thread::sleep(nsauth_core::retry::jitter(pause));
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Creates the directory (0700) and an empty file (0600) if missing, and refuses a file that
@@ -83,15 +109,17 @@ fn prepare_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Reads the schema version without writing, refusing foreign and newer databases.
-fn inspect(conn: &Connection, path: &Path) -> Result<i32, StoreError> {
-    let read = |sql: &str| {
-        conn.query_row(sql, [], |r| r.get::<_, i32>(0))
-            .map_err(|e| errors::sqlite(e, path))
-    };
+/// Reads the schema version without writing, refusing foreign and newer databases. The three
+/// values are read in one transaction, so a process migrating the file meanwhile is seen
+/// either before or after, never half-way.
+fn inspect(conn: &mut Connection, path: &Path) -> Result<i32, StoreError> {
+    let map = |e| errors::sqlite(e, path);
+    let tx = conn.transaction().map_err(map)?;
+    let read = |sql: &str| tx.query_row(sql, [], |r| r.get::<_, i32>(0)).map_err(map);
     let version = read("PRAGMA user_version")?;
     let app = read("PRAGMA application_id")?;
     let objects = read("SELECT count(*) FROM sqlite_master")?;
+    tx.commit().map_err(map)?;
     check(version, app, objects, path)?;
     Ok(version)
 }
@@ -185,6 +213,34 @@ mod tests {
                 .query_row("PRAGMA journal_mode", [], |r| r.get(0))
                 .unwrap();
             assert_eq!(mode, "wal");
+        }
+    }
+
+    #[test]
+    fn racing_first_opens_all_succeed_with_one_schema() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("new/s.db");
+            let barrier = std::sync::Barrier::new(12);
+            std::thread::scope(|s| {
+                for _ in 0..12 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        if let Err(e) = connect(&path) {
+                            panic!("round {round}: {e}");
+                        }
+                    });
+                }
+            });
+            let c = connect(&path).unwrap();
+            let tables: i32 = c
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(tables, 1, "round {round}");
         }
     }
 }

@@ -83,6 +83,9 @@ impl Client {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
+            // Every request carries X-Vault-Token, which reqwest does not strip on a redirect
+            // to another host: follow none (see `send`).
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("nsauth-store-vault/", env!("CARGO_PKG_VERSION")));
         if uri.addr.scheme() == "http" {
             // Plain http (a loopback dev server, or TLS terminated elsewhere): loading the
@@ -381,13 +384,44 @@ impl Client {
             .await
             .map_err(|e| errors::transport(op, &e, &self.target()))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| errors::transport(op, &e, &self.target()))?
-            .to_vec();
+        if status.is_redirection() {
+            return Err(errors::redirected(
+                op,
+                status,
+                resp.headers(),
+                &self.target(),
+            ));
+        }
+        let body = read_capped(resp, MAX_ANSWER).await.map_err(|e| match e {
+            Capped::TooLarge => errors::too_large(op, MAX_ANSWER, &self.target()),
+            Capped::Transport(e) => errors::transport(op, &e, &self.target()),
+        })?;
         Ok(Answer { status, body })
     }
+}
+
+/// The largest answer read from Vault. A record is a few KiB and a list of profiles a few
+/// more; anything near this is not Vault's normal answer.
+pub(crate) const MAX_ANSWER: usize = 1 << 20;
+
+enum Capped {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads the body, refusing (without reading on) one over `limit` bytes.
+async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, Capped> {
+    if resp.content_length().is_some_and(|l| l > limit as u64) {
+        return Err(Capped::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Capped::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn read_token_file(path: Option<&std::path::Path>) -> Result<VaultSecret, StoreError> {

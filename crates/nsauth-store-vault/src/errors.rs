@@ -215,6 +215,48 @@ pub(crate) fn transport(op: Op, err: &reqwest::Error, t: &Target<'_>) -> StoreEr
     }
 }
 
+/// A redirect, which nsauth does not follow: the request carried the Vault token.
+pub(crate) fn redirected(
+    op: Op,
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    t: &Target<'_>,
+) -> StoreError {
+    // Only the origin of the target is shown: a query could hold anything.
+    let to = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|l| url::Url::parse(l).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .map(|o| format!(" to {}", o.chars().take(120).collect::<String>()))
+        .unwrap_or_default();
+    StoreError::Unavailable {
+        message: format!(
+            "Vault at {} answered HTTP {}{to} while {}; nsauth follows no redirect, so that the Vault token never goes \
+             anywhere else: point VAULT_ADDR or the store URI at the address that answers directly (the active node)",
+            t.addr,
+            status.as_u16(),
+            op.what()
+        ),
+        retryable: false,
+    }
+}
+
+/// An answer over the size limit.
+pub(crate) fn too_large(op: Op, limit: usize, t: &Target<'_>) -> StoreError {
+    StoreError::Unavailable {
+        message: format!(
+            "Vault at {} sent an answer larger than {} KiB while {}; that is not a Vault answer nsauth expects \
+             (a proxy or another server at that address?); nothing was stored",
+            t.addr,
+            limit / 1024,
+            op.what()
+        ),
+        retryable: false,
+    }
+}
+
 /// A secret that is not an nsauth record.
 pub(crate) fn corrupt(
     t: &Target<'_>,

@@ -1,0 +1,464 @@
+//! `migrate` over an in-memory CAS store that can run a fault (another process's refresh)
+//! at the worst moments: right after the copy lands, and right after the destination is
+//! read.
+
+use super::*;
+use crate::account::AccountId;
+use crate::profile::{EndpointOverrides, GrantKind, Profile};
+use crate::secret::{AccessToken, RefreshToken};
+use crate::store::{Capabilities, Lease, Version};
+use crate::token::TokenSet;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// A CAS store; `after_create` / `after_load` run once, right after that operation.
+#[derive(Default)]
+struct Memory {
+    records: Mutex<BTreeMap<String, (Record, u64)>>,
+    after_create: Mutex<Option<Hook>>,
+    after_load: Mutex<Option<Hook>>,
+    /// The next compare-and-swap lands, but its caller is told the store is unavailable.
+    lose_next_cas_answer: Mutex<bool>,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memory")
+    }
+}
+
+impl Memory {
+    fn get(&self, name: &str) -> Option<Record> {
+        self.records
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|(r, _)| r.clone())
+    }
+    fn set(&self, name: &str, record: Record) {
+        let mut map = self.records.lock().unwrap();
+        let next = map.get(name).map_or(1, |(_, v)| v + 1);
+        map.insert(name.into(), (record, next));
+    }
+    fn fire(hook: &Mutex<Option<Hook>>) {
+        let hook = hook.lock().unwrap().take();
+        if let Some(h) = hook {
+            h();
+        }
+    }
+}
+
+#[async_trait]
+impl TokenStore for Memory {
+    fn describe(&self) -> String {
+        format!("memory://{:p}", self)
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCAL
+    }
+    async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
+        let got = self
+            .records
+            .lock()
+            .unwrap()
+            .get(name.as_str())
+            .map(|(r, v)| Versioned {
+                record: r.clone(),
+                version: Version(v.to_string()),
+            });
+        Memory::fire(&self.after_load);
+        Ok(got)
+    }
+    async fn put(
+        &self,
+        name: &ProfileName,
+        record: &Record,
+        condition: Precondition,
+    ) -> Result<Version, StoreError> {
+        let next = {
+            let mut map = self.records.lock().unwrap();
+            let current = map.get(name.as_str()).map(|(_, v)| *v);
+            let ok = match &condition {
+                Precondition::Create => current.is_none(),
+                Precondition::Match(v) => current.map(|c| c.to_string()) == Some(v.0.clone()),
+            };
+            if !ok {
+                return Err(StoreError::Conflict(name.to_string()));
+            }
+            let next = current.unwrap_or(0) + 1;
+            map.insert(name.to_string(), (record.clone(), next));
+            next
+        };
+        if condition == Precondition::Create {
+            Memory::fire(&self.after_create);
+        } else if std::mem::take(&mut *self.lose_next_cas_answer.lock().unwrap()) {
+            return Err(StoreError::Unavailable {
+                message: "timed out".into(),
+                retryable: true,
+            });
+        }
+        Ok(Version(next.to_string()))
+    }
+    async fn delete(
+        &self,
+        name: &ProfileName,
+        version: Option<&Version>,
+    ) -> Result<(), StoreError> {
+        let mut map = self.records.lock().unwrap();
+        let Some((_, v)) = map.get(name.as_str()) else {
+            return Err(StoreError::NotFound(name.to_string()));
+        };
+        if version.is_some_and(|want| want.0 != v.to_string()) {
+            return Err(StoreError::Conflict(name.to_string()));
+        }
+        map.remove(name.as_str());
+        Ok(())
+    }
+    async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+fn profile(public: bool) -> Profile {
+    Profile {
+        account_id: AccountId::parse("1234567").unwrap(),
+        client_id: "cid".into(),
+        client_secret: (!public).then(|| crate::secret::ClientSecret::new("s3cret")),
+        redirect_uri: Some(url::Url::parse("https://example.com/cb").unwrap()),
+        scopes: vec!["rest_webservices".into()],
+        grant: GrantKind::AuthorizationCode,
+        certificate_id: None,
+        private_key: None,
+        certificate_pem: None,
+        endpoints: EndpointOverrides::default(),
+        refresh_token_validity_hours: None,
+    }
+}
+
+fn tokens(generation: u32) -> TokenSet {
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    TokenSet {
+        access_token: AccessToken::new(format!("access-{generation}")),
+        access_expires_at: now + time::Duration::hours(1),
+        refresh_token: Some(RefreshToken::new(format!("refresh-{generation}"))),
+        refresh_expires_at: Some(now + time::Duration::days(7)),
+        obtained_at: now,
+    }
+}
+
+fn logged_in(public: bool, generation: u32) -> Record {
+    let mut r = Record::new(profile(public));
+    r.tokens = Some(tokens(generation));
+    r
+}
+
+fn refresh_token(r: &Record) -> Option<String> {
+    r.tokens
+        .as_ref()
+        .and_then(|t| t.refresh_token.as_ref())
+        .map(|t| t.secret().to_owned())
+}
+
+fn name() -> ProfileName {
+    ProfileName::parse("pub").unwrap()
+}
+
+fn stores() -> (Arc<Memory>, Arc<Memory>) {
+    (Arc::default(), Arc::default())
+}
+
+#[tokio::test]
+async fn copies_and_retires_a_public_source() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Outcome::Copied {
+            tokens: true,
+            source_retired: true
+        }
+    );
+    assert_eq!(
+        refresh_token(&dst.get("pub").unwrap()).unwrap(),
+        "refresh-1"
+    );
+    let s = src.get("pub").unwrap();
+    assert!(s.tokens.is_none() && s.moved.is_some());
+}
+
+#[tokio::test]
+async fn destination_created_first_without_tokens_is_refused_and_the_source_kept() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    dst.set("pub", Record::new(profile(true)));
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("without tokens"), "{err}");
+    let s = src.get("pub").unwrap();
+    assert_eq!(
+        refresh_token(&s).unwrap(),
+        "refresh-1",
+        "source tokens kept"
+    );
+    assert!(s.moved.is_none());
+    assert!(dst.get("pub").unwrap().tokens.is_none());
+}
+
+#[tokio::test]
+async fn destination_with_older_tokens_is_refused_and_the_source_kept() {
+    let (src, dst) = stores();
+    // A first run copied generation 1; its retire failed; the source refreshed since.
+    src.set("pub", logged_in(true, 2));
+    dst.set("pub", logged_in(true, 1));
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert_eq!(
+        refresh_token(&src.get("pub").unwrap()).unwrap(),
+        "refresh-2"
+    );
+    assert!(src.get("pub").unwrap().moved.is_none());
+    assert_eq!(
+        refresh_token(&dst.get("pub").unwrap()).unwrap(),
+        "refresh-1"
+    );
+}
+
+#[tokio::test]
+async fn rerun_after_a_failed_retire_finishes_when_the_destination_holds_the_tokens() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    dst.set("pub", logged_in(true, 1));
+    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Outcome::AlreadyThere {
+            source_retired: true
+        }
+    );
+    assert!(src.get("pub").unwrap().moved.is_some());
+}
+
+#[tokio::test]
+async fn a_refresh_between_copy_and_retire_is_never_wiped() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    let s = Arc::clone(&src);
+    *dst.after_create.lock().unwrap() = Some(Box::new(move || {
+        // Another process refreshes the source: generation 1 is now consumed.
+        s.set("pub", logged_in(true, 2));
+    }));
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("run migrate again"), "{err}");
+    let s = src.get("pub").unwrap();
+    assert_eq!(
+        refresh_token(&s).unwrap(),
+        "refresh-2",
+        "the refresh survived"
+    );
+    assert!(s.moved.is_none());
+    assert!(dst.get("pub").is_none(), "the stale copy was taken back");
+    // A re-run now copies the current tokens.
+    migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        refresh_token(&dst.get("pub").unwrap()).unwrap(),
+        "refresh-2"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_during_a_rerun_is_never_wiped() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    dst.set("pub", logged_in(true, 1));
+    let s = Arc::clone(&src);
+    *dst.after_load.lock().unwrap() = Some(Box::new(move || {
+        s.set("pub", logged_in(true, 2));
+    }));
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert_eq!(
+        refresh_token(&src.get("pub").unwrap()).unwrap(),
+        "refresh-2"
+    );
+    assert!(src.get("pub").unwrap().moved.is_none());
+}
+
+#[tokio::test]
+async fn a_live_refresh_lease_is_refused() {
+    let (src, dst) = stores();
+    let mut r = logged_in(true, 1);
+    r.lease = Some(Lease {
+        holder: "other".into(),
+        until: OffsetDateTime::now_utc() + time::Duration::seconds(30),
+    });
+    src.set("pub", r);
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(dst.get("pub").is_none());
+    assert!(src.get("pub").unwrap().moved.is_none());
+}
+
+#[tokio::test]
+async fn a_confidential_client_is_copied_and_never_retired() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(false, 1));
+    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Outcome::Copied {
+            tokens: true,
+            source_retired: false
+        }
+    );
+    // Both copies refresh independently afterwards; a re-run changes nothing.
+    src.set("pub", logged_in(false, 2));
+    let again = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Outcome::AlreadyThere {
+            source_retired: false
+        }
+    );
+    assert!(src.get("pub").unwrap().tokens.is_some());
+}
+
+#[tokio::test]
+async fn a_dry_run_changes_nothing() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    dst.set("pub", logged_in(true, 1));
+    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), true, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Outcome::AlreadyThere {
+            source_retired: false
+        }
+    );
+    assert!(src.get("pub").unwrap().moved.is_none());
+}
+
+/// Two handles on one store, as two URIs naming the same file would give.
+#[derive(Debug)]
+struct Alias(Arc<Memory>);
+
+#[async_trait]
+impl TokenStore for Alias {
+    fn describe(&self) -> String {
+        "memory://alias".into()
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::LOCAL
+    }
+    async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
+        self.0.load(name).await
+    }
+    async fn put(
+        &self,
+        n: &ProfileName,
+        r: &Record,
+        c: Precondition,
+    ) -> Result<Version, StoreError> {
+        self.0.put(n, r, c).await
+    }
+    async fn delete(&self, n: &ProfileName, v: Option<&Version>) -> Result<(), StoreError> {
+        self.0.delete(n, v).await
+    }
+    async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {
+        self.0.list().await
+    }
+}
+
+#[tokio::test]
+async fn the_same_store_under_another_name_is_refused() {
+    let (src, _) = stores();
+    src.set("pub", logged_in(true, 1));
+    let alias = Alias(Arc::clone(&src));
+    let err = migrate_profile(src.as_ref(), &alias, &name(), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let s = src.get("pub").unwrap();
+    assert_eq!(
+        refresh_token(&s).unwrap(),
+        "refresh-1",
+        "the only copy was wiped"
+    );
+    assert!(s.moved.is_none());
+}
+
+#[tokio::test]
+async fn tokens_waiting_in_the_recovery_journal_are_refused() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::new(dir.path().join("journal"), Some(dir.path().join("key")));
+    // A refresh whose tokens the store refused: generation 2 waits in the journal.
+    journal.save(&src.describe(), &name(), &tokens(2)).unwrap();
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, Some(&journal))
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("recovery journal"), "{err}");
+    assert!(dst.get("pub").is_none());
+    assert!(src.get("pub").unwrap().moved.is_none());
+}
+
+#[tokio::test]
+async fn a_retire_whose_answer_was_lost_keeps_the_copy_and_a_rerun_finishes() {
+    let (src, dst) = stores();
+    src.set("pub", logged_in(true, 1));
+    *src.lose_next_cas_answer.lock().unwrap() = true;
+    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(err.to_string().contains("run migrate again"), "{err}");
+    // The retire landed: the copy is now the only one and must stay.
+    assert!(src.get("pub").unwrap().moved.is_some());
+    assert_eq!(
+        refresh_token(&dst.get("pub").unwrap()).unwrap(),
+        "refresh-1"
+    );
+    let again = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Outcome::AlreadyThere {
+            source_retired: false
+        }
+    );
+    assert_eq!(
+        refresh_token(&dst.get("pub").unwrap()).unwrap(),
+        "refresh-1"
+    );
+}
+
+mod histories;
