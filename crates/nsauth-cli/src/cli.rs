@@ -259,8 +259,8 @@ pub enum LoginStep {
         /// Omit it, or give `-`, to read stdin.
         redirect_url: Option<String>,
         /// The `state` the user sent back, when they sent the code separately (stdin then
-        /// holds just the code). Visible in `ps`; warns.
-        #[arg(long)]
+        /// holds just the code). Visible in `ps`; warns. A state may start with `-`.
+        #[arg(long, allow_hyphen_values = true)]
         state: Option<String>,
     },
 }
@@ -283,4 +283,19 @@ pub enum M2mCmd {
         #[arg(long, default_value = "nsauth")]
         subject: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_state_that_starts_with_a_dash_is_a_value_not_a_flag() {
+        // base64url states start with '-' one time in 64 (a flaky handoff test found it).
+        let cli = Cli::try_parse_from(["nsauth", "login", "finish", "--state", "-O3x_Yz", "-"])
+            .expect("a state beginning with '-' parses");
+        let text = format!("{:?}", cli.command);
+        assert!(text.contains("-O3x_Yz"), "{text}");
+    }
 }
