@@ -273,13 +273,12 @@ impl Profile {
     pub fn validate(&self) -> Result<(), String> {
         if self.client_id.trim().is_empty()
             || self.client_id.len() > 256
-            || self
-                .client_id
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace())
+            || self.client_id.chars().any(|c| !c.is_ascii_graphic())
         {
+            // NetSuite client IDs are hex; printable ASCII only keeps bidirectional and
+            // zero-width characters (which reorder a terminal line) out of every display.
             return Err(
-                "the client ID must be the non-empty ID shown on the integration record".into(),
+                "the client ID must be the ID shown on the integration record (printable ASCII, no spaces)".into(),
             );
         }
         validate_scopes(&self.scopes)?;
@@ -366,6 +365,33 @@ pub fn validate_redirect_uri(url: &Url) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ids_with_bidi_or_zero_width_characters_are_refused() {
+        for bad in [
+            "ab\u{202E}cd",
+            "ab\u{200B}cd",
+            "caf\u{e9}",
+            "a b",
+            "a\tb",
+            "",
+        ] {
+            let p = Profile {
+                account_id: AccountId::parse("1234567").unwrap(),
+                client_id: bad.into(),
+                client_secret: None,
+                redirect_uri: Some(Url::parse("https://127.0.0.1:53682/callback").unwrap()),
+                scopes: vec!["rest_webservices".into()],
+                grant: GrantKind::AuthorizationCode,
+                certificate_id: None,
+                private_key: None,
+                certificate_pem: None,
+                endpoints: EndpointOverrides::default(),
+                refresh_token_validity_hours: None,
+            };
+            assert!(p.validate().unwrap_err().contains("client ID"), "{bad:?}");
+        }
+    }
 
     #[test]
     fn profile_names() {
