@@ -219,6 +219,7 @@ impl Broker {
         }
         let min_ttl = time::Duration::try_from(min_ttl).unwrap_or(time::Duration::ZERO);
         let op = lease::Op::begin();
+        let started = self.cfg.clock.now();
         let wait_until = Instant::now() + self.cfg.wait_limit;
         let mut tried: HashSet<PathBuf> = HashSet::new();
         if let Recovered::Failed(e, usable) = self.recover(name, wait_until, &mut tried).await {
@@ -263,7 +264,14 @@ impl Broker {
                 // A token that appeared while we waited on a lease was just obtained by its
                 // holder: take it even if our clock gives it less life than asked for (the
                 // holder's host may have another clock; refreshing again would not help).
-                let good_enough = t.access_valid_for(now, min_ttl) || (waited && changed);
+                // A token obtained since this call started (by this host's clock: a hint
+                // only, a skewed refresher makes it hand out a shorter-lived token, never
+                // a second refresh) is taken for the same reason. `--force` trusts only
+                // an observed change.
+                let obtained_since = t.obtained_at >= started && t.access_expires_at > now;
+                let good_enough = t.access_valid_for(now, min_ttl)
+                    || (waited && changed)
+                    || (!force && obtained_since);
                 if (!force || changed) && good_enough {
                     let outcome = if waited {
                         Outcome::Waited
