@@ -288,10 +288,9 @@ impl Broker {
                 }
             }
             check_can_refresh(name, &record, now)?;
-            let live = record
-                .lease
-                .as_ref()
-                .is_some_and(|l| watch.is_live(l, &op.id, self.cfg.lease_ttl));
+            let live = record.lease.as_ref().is_some_and(|l| {
+                watch.is_live(l, &op.id, self.cfg.lease_ttl, self.cfg.max_poll_interval)
+            });
             // Tokens a process of this machine kept in the journal (perhaps the lease holder,
             // which then exited) go first; each entry is tried once per call.
             if self.has_untried(name, &tried) {

@@ -8,9 +8,11 @@
 //!   (holder and `until`) by its own monotonic clock, and treats the lease as dead once it
 //!   has seen it unchanged for the lease time. The holder renews the lease (a new `until`)
 //!   every third of the lease time while its refresh runs, which restarts every waiter's count.
-//! - A holder that is known dead is not waited for at all: an operation of this process that
-//!   ended (its future was dropped), or a process of this machine (same boot and PID
-//!   namespace) that no longer exists. A reused PID only makes a waiter wait longer.
+//! - A holder that is known dead is waited for only a short grace (the longest waiter pause,
+//!   1 s by default) instead of the lease time: an operation of this process that ended (its
+//!   future was dropped), or a process of this machine (same boot and PID namespace) that no
+//!   longer exists. A reused PID only makes a waiter wait longer. The grace lets callers that
+//!   start together all see the lease and share the one takeover refresh.
 
 use crate::store::Lease;
 use std::collections::HashSet;
@@ -101,11 +103,21 @@ pub(super) struct LeaseWatch {
 
 impl LeaseWatch {
     /// Whether `lease` still binds operation `me`, judged by this process's monotonic clock.
-    pub(super) fn is_live(&mut self, lease: &Lease, me: &str, own_ttl: Duration) -> bool {
-        if lease.holder == me || holder_is_dead(&lease.holder) {
+    pub(super) fn is_live(
+        &mut self,
+        lease: &Lease,
+        me: &str,
+        own_ttl: Duration,
+        dead_grace: Duration,
+    ) -> bool {
+        if lease.holder == me {
             return false;
         }
-        let ttl = own_ttl.max(Duration::from_millis(lease.ttl_ms.unwrap_or(0)));
+        let ttl = if holder_is_dead(&lease.holder) {
+            dead_grace.min(own_ttl)
+        } else {
+            own_ttl.max(Duration::from_millis(lease.ttl_ms.unwrap_or(0)))
+        };
         match &self.seen {
             Some((holder, until, first)) if *holder == lease.holder && *until == lease.until => {
                 first.elapsed() < ttl
