@@ -1,4 +1,6 @@
 //! An in-memory store and a wrapper that injects a fault at any store call.
+// Each test binary uses part of this module.
+#![allow(dead_code)]
 
 use async_trait::async_trait;
 use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
