@@ -126,8 +126,18 @@ pub async fn holder_renews_its_lease_during_a_slow_refresh(fx: &dyn Fixture) {
         .expect("emulator");
     emu.set_access_ttl(120);
     let name = logged_in_profile(fx, &emu).await;
-    emu.inject(Fault::Delay(Duration::from_millis(1700)));
-    let a = Broker::new(fx.open().await, http(), config());
+    // A 4 s lease renewed every 1.33 s; NetSuite answers after 2.2 s, within a 3 s deadline.
+    emu.inject(Fault::Delay(Duration::from_millis(2200)));
+    let http = nsauth_core::http::Http::with_config(nsauth_core::http::HttpConfig {
+        deadline: Duration::from_secs(3),
+        ..Default::default()
+    })
+    .expect("http");
+    let cfg = BrokerConfig {
+        store_timeout: Duration::from_secs(1),
+        ..config()
+    };
+    let a = Broker::new(fx.open().await, http, cfg);
     let a_name = name.clone();
     let task = tokio::spawn(async move { a.access_token(&a_name, Duration::from_secs(300)).await });
     let first = wait_for_lease(fx, &name).await;
