@@ -299,16 +299,31 @@ impl Journal {
         Ok(path)
     }
 
-    /// Reads the entry at `path`, which must belong to `store` and `name`.
-    pub fn read(&self, path: &Path, store: &str, name: &ProfileName) -> Result<Entry, StoreError> {
+    /// Reads the entry at `path`, which must belong to `store` and `name`. `Ok(None)` when it
+    /// is gone (another process recovered it meanwhile).
+    pub fn read(
+        &self,
+        path: &Path,
+        store: &str,
+        name: &ProfileName,
+    ) -> Result<Option<Entry>, StoreError> {
         let corrupt = |why: &str| StoreError::Corrupt {
             what: format!("recovery journal {}", path.display()),
             why: why.into(),
         };
-        let sealed = std::fs::read_to_string(path).map_err(|e| StoreError::Unavailable {
-            message: format!("cannot read the recovery journal {}: {e}", path.display()),
-            retryable: false,
-        })?;
+        let sealed = match std::fs::read_to_string(path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(corrupt("it is not text"))
+            }
+            Err(e) => {
+                return Err(StoreError::Unavailable {
+                    message: format!("cannot read the recovery journal {}: {e}", path.display()),
+                    retryable: false,
+                })
+            }
+        };
         let json = zeroize::Zeroizing::new(
             self.key()?
                 .open(&Self::aad_name(store, name), &sealed)
@@ -321,7 +336,7 @@ impl Journal {
         if entry.store != store || &entry.profile != name {
             return Err(corrupt("it belongs to another store or profile"));
         }
-        Ok(entry)
+        Ok(Some(entry))
     }
 
     /// Drops an entry once the store holds it.

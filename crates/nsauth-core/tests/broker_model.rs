@@ -7,8 +7,11 @@
 //! answered), and crashes (the operation's future is dropped at that call, as when the
 //! process dies). Two operations sometimes run at once.
 //!
+//! The third process runs on a host whose clock is an hour ahead.
+//!
 //! Invariants checked:
 //! - every call ends within [`Broker::call_limit`];
+//! - an operation sends at most one token request to NetSuite;
 //! - no call returns a token of another profile's client;
 //! - the live refresh token of every profile is always in the store or the journal: after
 //!   the history, a fault-free broker recovers the journal and a forced refresh works
@@ -195,12 +198,17 @@ impl World {
         journal_in(self.dir.path())
     }
 
-    fn broker(&self) -> Broker {
+    /// The broker of `slot`; the last slot runs on a host whose clock is an hour ahead.
+    fn broker(&self, slot: usize) -> Broker {
         let store = Arc::new(Faulty {
             inner: self.memory.clone(),
             plan: self.plan.clone(),
         });
-        Broker::new(store, http(), config()).with_journal(self.journal())
+        let mut cfg = config();
+        if slot == SLOTS - 1 {
+            cfg.clock = nsauth_core::broker::Clock::offset(time::Duration::hours(1));
+        }
+        Broker::new(store, http(), cfg).with_journal(self.journal())
     }
 }
 
@@ -255,7 +263,7 @@ fn slot_of(op: &Op) -> usize {
 
 async fn run_history(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let world = World::new().await;
-    let mut slots: Vec<Broker> = (0..SLOTS).map(|_| world.broker()).collect();
+    let mut slots: Vec<Broker> = (0..SLOTS).map(|slot| world.broker(slot)).collect();
     for step in &steps {
         let crash = Arc::new(tokio::sync::Notify::new());
         {
@@ -264,6 +272,7 @@ async fn run_history(steps: Vec<Step>) -> Result<(), TestCaseError> {
             p.crash = Some(crash.clone());
         }
         let limit = slots[0].call_limit();
+        let requests = world.emu.counters().token_requests;
         match step.ops.as_slice() {
             [op] => {
                 let b = &slots[slot_of(op)];
@@ -275,7 +284,7 @@ async fn run_history(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     _ = crash.notified() => true,
                 };
                 if crashed || matches!(op, Op::Restart { .. }) {
-                    slots[slot_of(op)] = world.broker();
+                    slots[slot_of(op)] = world.broker(slot_of(op));
                 }
             }
             [a, b] => {
@@ -292,12 +301,18 @@ async fn run_history(steps: Vec<Step>) -> Result<(), TestCaseError> {
             }
             _ => unreachable!("one or two operations a step"),
         }
+        let refreshes = world.emu.counters().token_requests - requests;
+        prop_assert!(
+            refreshes <= step.ops.len() as u64,
+            "{refreshes} token requests for {} operations",
+            step.ops.len()
+        );
         let mut p = world.plan.lock().unwrap();
         p.faults.clear();
         p.crash = None;
     }
     // A fault-free run recovers the journal; then the live refresh token must be the stored one.
-    let clean = world.broker();
+    let clean = world.broker(0);
     for name in &world.names {
         let _ = clean.access_token(name, Duration::ZERO).await;
         let forced = clean.force_refresh(name).await;

@@ -57,7 +57,8 @@ impl Broker {
                 continue;
             }
             match j.read(&path, &desc, name) {
-                Ok(e) => entries.push((path, e)),
+                Ok(Some(e)) => entries.push((path, e)),
+                Ok(None) => {} // another process recovered it meanwhile
                 Err(e @ StoreError::Corrupt { .. }) => match j.quarantine(&path) {
                     Ok(to) => tracing::warn!(profile = %name, error = %e, moved_to = %to.display(),
                         "unreadable recovery journal entry quarantined; it will not be retried (see nsauth status)"),

@@ -65,13 +65,18 @@ fn save_read_remove() {
     }
     assert!(j.has("sqlite:///x", &name));
     assert!(!j.has("sqlite:///y", &name), "entries are per store");
-    assert_eq!(j.read(&path, "sqlite:///x", &name).unwrap(), entry);
+    assert_eq!(j.read(&path, "sqlite:///x", &name).unwrap(), Some(entry));
     assert!(
         j.read(&path, "sqlite:///y", &name).is_err(),
         "bound to its store"
     );
     j.remove(&path);
     assert!(!j.has("sqlite:///x", &name));
+    assert_eq!(
+        j.read(&path, "sqlite:///x", &name).unwrap(),
+        None,
+        "an entry another process recovered meanwhile is not an error"
+    );
 }
 
 /// Two entries of one store and profile do not overwrite each other.
