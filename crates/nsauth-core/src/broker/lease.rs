@@ -138,3 +138,69 @@ pub(super) fn lease_for(me: &str, now: OffsetDateTime, ttl: Duration) -> Lease {
         ttl_ms: Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(holder: &str, until: OffsetDateTime) -> Lease {
+        Lease {
+            holder: holder.into(),
+            until,
+            ttl_ms: None,
+        }
+    }
+
+    #[test]
+    fn an_ended_operation_of_this_process_is_dead_a_running_one_is_not() {
+        let op = Op::begin();
+        let id = op.id.clone();
+        assert!(!holder_is_dead(&id));
+        drop(op);
+        assert_eq!(holder_is_dead(&id), host_tag().is_some());
+    }
+
+    #[test]
+    fn holders_of_other_hosts_or_unknown_form_are_never_judged_dead() {
+        assert!(!holder_is_dead("0123456789ab:1:x"));
+        assert!(!holder_is_dead("dead-process"));
+        assert!(!holder_is_dead("12345:abc"));
+    }
+
+    #[test]
+    fn a_process_of_this_host_that_is_gone_is_dead() {
+        let Some(tag) = host_tag() else { return };
+        // PIDs above the kernel's maximum (4194304) never exist.
+        assert!(holder_is_dead(&format!("{tag}:4194399:x")));
+        assert!(!holder_is_dead(&format!("{tag}:1:x")), "PID 1 exists");
+    }
+
+    /// The waiter's judgement ignores `until` (another host's clock) and counts its own time
+    /// from when it first saw the lease as it is; a renewal (new `until`) starts over.
+    #[test]
+    fn a_lease_is_live_for_its_time_from_first_sight_whatever_its_until() {
+        let ttl = Duration::from_millis(200);
+        let long_ago = OffsetDateTime::now_utc() - time::Duration::hours(2);
+        let mut w = LeaseWatch::default();
+        let l = lease("other-host:1:a", long_ago);
+        assert!(
+            w.is_live(&l, "me", ttl, ttl),
+            "an until in the past is no proof of death"
+        );
+        let started = Instant::now();
+        while w.is_live(&l, "me", ttl, ttl) {
+            assert!(started.elapsed() < Duration::from_secs(5), "never expired");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        let renewed = lease("other-host:1:a", long_ago + time::Duration::seconds(1));
+        assert!(
+            w.is_live(&renewed, "me", ttl, ttl),
+            "a renewal starts the count again"
+        );
+        assert!(
+            !w.is_live(&lease("me", long_ago), "me", ttl, ttl),
+            "our own lease"
+        );
+    }
+}
