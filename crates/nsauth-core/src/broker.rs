@@ -2,7 +2,7 @@
 //! minting, for client credentials) when needed — single-flight across processes and hosts.
 //!
 //! Single flight uses nothing but the store's compare-and-swap: the operation that must
-//! refresh first writes a [`Lease`] into the record. Others see the lease, poll the store with
+//! refresh first writes a [`Lease`](crate::store::Lease) into the record. Others see the lease, poll the store with
 //! growing, jittered pauses and reuse the winner's token. How a waiter decides that a lease is
 //! dead (by its own monotonic clock, never by comparing wall clocks across hosts) and how the
 //! holder renews it is in `broker/lease.rs`. A failed refresh is written to the record so that
