@@ -3,7 +3,7 @@
 use crate::Fixture;
 use nsauth_core::account::AccountId;
 use nsauth_core::broker::{Broker, BrokerConfig, Outcome};
-use nsauth_core::http::Http;
+use nsauth_core::http::{Http, HttpConfig};
 use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile, ProfileName};
 use nsauth_core::store::{self, Lease, Precondition, Record};
 use nsauth_emulator::{ClientSpec, Emulator};
@@ -14,7 +14,7 @@ const PASSWORD: &str = "conformance-password";
 const CLIENT: &str = "conformance-public";
 const REDIRECT: &str = "https://127.0.0.1:53682/callback";
 
-async fn logged_in_profile(fx: &dyn Fixture, emu: &Emulator) -> ProfileName {
+pub(crate) async fn logged_in_profile(fx: &dyn Fixture, emu: &Emulator) -> ProfileName {
     emu.add_user(USER, PASSWORD);
     emu.add_client(ClientSpec::public(CLIENT, REDIRECT));
     let name =
@@ -47,19 +47,30 @@ async fn logged_in_profile(fx: &dyn Fixture, emu: &Emulator) -> ProfileName {
     let landed = nsauth_emulator::browser_login(url.as_str(), USER, PASSWORD, true)
         .await
         .expect("browser login");
-    nsauth_core::login::finish(store.as_ref(), &Http::new().expect("http"), &name, &landed)
+    nsauth_core::login::finish(store.as_ref(), &http(), &name, &landed)
         .await
         .expect("login finish");
     name
 }
 
-fn config() -> BrokerConfig {
+/// Short limits so that lease checks run in seconds: a 2 s HTTP deadline and a 2 s store
+/// timeout allow a 4 s lease (the broker refuses a lease shorter than the two together).
+pub(crate) fn config() -> BrokerConfig {
     BrokerConfig {
-        lease_ttl: Duration::from_secs(3),
-        poll_interval: Duration::from_millis(50),
+        lease_ttl: Duration::from_secs(4),
         wait_limit: Duration::from_secs(30),
+        store_timeout: Duration::from_secs(2),
         ..BrokerConfig::default()
     }
+}
+
+/// An HTTP client whose deadline fits [`config`]'s lease.
+pub(crate) fn http() -> Http {
+    Http::with_config(HttpConfig {
+        deadline: Duration::from_secs(2),
+        ..HttpConfig::default()
+    })
+    .expect("http")
 }
 
 /// 16 brokers, each on its own store handle, ask for a token after expiry at the same time:
@@ -78,7 +89,7 @@ pub async fn single_flight_refresh(fx: &dyn Fixture) {
         let store = fx.open().await;
         let name = name.clone();
         tasks.push(tokio::spawn(async move {
-            let broker = Broker::new(store, Http::new().expect("http"), config());
+            let broker = Broker::new(store, http(), config());
             broker.access_token(&name, Duration::from_secs(300)).await
         }));
     }
@@ -125,6 +136,7 @@ pub async fn dead_lease_is_taken_over(fx: &dyn Fixture) {
         rec.lease = Some(Lease {
             holder: "dead-process".into(),
             until: time::OffsetDateTime::now_utc() + lease_ttl,
+            ttl_ms: None,
         });
         Ok(())
     })
@@ -137,7 +149,7 @@ pub async fn dead_lease_is_taken_over(fx: &dyn Fixture) {
         let store = fx.open().await;
         let name = name.clone();
         tasks.push(tokio::spawn(async move {
-            Broker::new(store, Http::new().expect("http"), config())
+            Broker::new(store, http(), config())
                 .access_token(&name, Duration::from_secs(300))
                 .await
         }));
@@ -168,9 +180,9 @@ pub async fn dead_lease_is_taken_over(fx: &dyn Fixture) {
 /// Wraps a store and fails every write after the first `allowed` ones, as a store that goes
 /// down in the middle of a refresh would.
 #[derive(Debug)]
-struct FailingWrites {
-    inner: std::sync::Arc<dyn nsauth_core::TokenStore>,
-    allowed: std::sync::atomic::AtomicUsize,
+pub(crate) struct FailingWrites {
+    pub(crate) inner: std::sync::Arc<dyn nsauth_core::TokenStore>,
+    pub(crate) allowed: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -235,7 +247,7 @@ pub async fn journal_keeps_rotated_token_when_store_fails(fx: &dyn Fixture) {
         inner: fx.open().await,
         allowed: 1.into(),
     });
-    let a = Broker::new(failing, Http::new().expect("http"), config()).with_journal(journal());
+    let a = Broker::new(failing, http(), config()).with_journal(journal());
     let (t2, outcome) = a
         .access_token(&name, Duration::from_secs(300))
         .await
@@ -260,8 +272,7 @@ pub async fn journal_keeps_rotated_token_when_store_fails(fx: &dyn Fixture) {
 
     // Next run, store healthy: the journal is written first, then a forced refresh works
     // with the rotated refresh token (the old one is dead at NetSuite).
-    let b =
-        Broker::new(fx.open().await, Http::new().expect("http"), config()).with_journal(journal());
+    let b = Broker::new(fx.open().await, http(), config()).with_journal(journal());
     let (t, _) = b
         .access_token(&name, Duration::from_secs(60))
         .await
@@ -284,7 +295,7 @@ pub async fn journal_keeps_rotated_token_when_store_fails(fx: &dyn Fixture) {
     emu.shutdown().await;
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
+pub(crate) fn tempfile_dir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("nsauth-journal-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d

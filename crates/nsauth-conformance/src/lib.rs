@@ -33,6 +33,8 @@
 #![warn(missing_docs)]
 
 pub mod broker;
+pub mod broker_clock;
+pub mod broker_journal;
 mod checks;
 mod sample;
 mod stress;
@@ -75,6 +77,12 @@ macro_rules! store_suite {
             single_flight_refresh => $crate::broker::single_flight_refresh,
             dead_lease_is_taken_over => $crate::broker::dead_lease_is_taken_over,
             journal_keeps_rotated_token_when_store_fails => $crate::broker::journal_keeps_rotated_token_when_store_fails,
+            journal_entry_of_another_grant_is_kept_aside => $crate::broker_journal::journal_entry_of_another_grant_is_kept_aside,
+            unreadable_journal_entry_is_quarantined => $crate::broker_journal::unreadable_journal_entry_is_quarantined,
+            recovery_clears_the_journaled_holders_lease => $crate::broker_journal::recovery_clears_the_journaled_holders_lease,
+            skewed_clock_waiter_leaves_a_live_lease_alone => $crate::broker_clock::skewed_clock_waiter_leaves_a_live_lease_alone,
+            fast_clock_dead_lease_is_taken_over_in_lease_time => $crate::broker_clock::fast_clock_dead_lease_is_taken_over_in_lease_time,
+            holder_renews_its_lease_during_a_slow_refresh => $crate::broker_clock::holder_renews_its_lease_during_a_slow_refresh,
         }
     };
 }

@@ -1,48 +1,104 @@
 //! The broker: hands out access tokens that stay valid for a requested time, refreshing (or
-//! minting, for client credentials) when needed — single-flight across processes.
+//! minting, for client credentials) when needed — single-flight across processes and hosts.
 //!
-//! Single flight uses nothing but the store's compare-and-swap: the process that must refresh
-//! first writes a short [`Lease`] into the record. Others see the lease, poll the store with a
-//! deadline and reuse the winner's token. A lease whose holder died expires after
-//! [`BrokerConfig::lease_ttl`] and one waiter takes over. A failed refresh is written to the
-//! record so that waiters report it instead of each hammering NetSuite in turn.
+//! Single flight uses nothing but the store's compare-and-swap: the operation that must
+//! refresh first writes a [`Lease`](crate::store::Lease) into the record. Others see the lease, poll the store with
+//! growing, jittered pauses and reuse the winner's token. How a waiter decides that a lease is
+//! dead (by its own monotonic clock, never by comparing wall clocks across hosts) and how the
+//! holder renews it is in `broker/lease.rs`. A failed refresh is written to the record so that
+//! waiters report it instead of each hammering NetSuite in turn.
+//!
+//! Refreshed tokens go to the recovery journal (if the broker has one) before the store, and
+//! leave it once the store holds them (`broker/recovery.rs`, `journal.rs`).
+//!
+//! Every call ends within [`Broker::call_limit`]: waiting (store calls included) within
+//! `wait_limit`, then one refresh within the HTTP deadline, then saving within `store_timeout`.
+//! Every store call is cut off at `store_timeout`.
+
+mod lease;
+mod recovery;
 
 use crate::error::Error;
 use crate::flows;
 use crate::http::Http;
 use crate::journal::Journal;
 use crate::profile::{GrantKind, ProfileName};
-use crate::retry::jitter;
+use crate::retry::Backoff;
 use crate::store::{
-    load_existing, Lease, Precondition, Record, RefreshFailure, StoreError, TokenStore, Version,
+    load_existing, within, Precondition, Record, RefreshFailure, StoreError, TokenStore, Version,
     Versioned,
 };
 use crate::token::TokenSet;
+use recovery::Recovered;
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// Broker policy.
+/// The wall clock the broker reads (injectable, so tests can give one broker another clock).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> OffsetDateTime + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(Arc::new(OffsetDateTime::now_utc))
+    }
+
+    /// The system clock shifted by `offset` (a host whose clock is off).
+    pub fn offset(offset: time::Duration) -> Self {
+        Clock(Arc::new(move || OffsetDateTime::now_utc() + offset))
+    }
+
+    /// Now, by this clock.
+    pub fn now(&self) -> OffsetDateTime {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Broker policy. [`Broker::new`] raises `lease_ttl` to at least the HTTP deadline plus
+/// `store_timeout` (a holder must be able to refresh and save within its lease even when no
+/// renewal gets through), and `wait_limit` to at least twice the lease time.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
-    /// How long a refresh lease lasts if its holder never releases it.
+    /// How long a refresh lease lasts without renewal.
     pub lease_ttl: Duration,
-    /// How often waiters poll the store.
+    /// The first pause of a waiter; later pauses grow (×1.6, jittered) up to `max_poll_interval`.
     pub poll_interval: Duration,
+    /// The longest pause of a waiter.
+    pub max_poll_interval: Duration,
     /// How long a caller waits for another process's refresh before giving up.
     pub wait_limit: Duration,
-    /// How long saving refreshed tokens may take before they go to the recovery journal.
+    /// How long one store call may take; saving refreshed tokens that takes longer sends them
+    /// to the recovery journal.
     pub store_timeout: Duration,
+    /// The wall clock (token lifetimes, lease stamps).
+    pub clock: Clock,
 }
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        let lease_ttl = Duration::from_secs(30);
+        let lease_ttl = Duration::from_secs(40);
         Self {
             lease_ttl,
-            poll_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(40),
+            max_poll_interval: Duration::from_secs(1),
             wait_limit: lease_ttl * 2 + Duration::from_secs(5),
             store_timeout: Duration::from_secs(10),
+            clock: Clock::system(),
         }
     }
 }
@@ -64,76 +120,46 @@ pub struct Broker {
     store: Arc<dyn TokenStore>,
     http: Http,
     cfg: BrokerConfig,
-    holder: String,
     journal: Option<Journal>,
 }
 
 impl Broker {
-    /// A broker over `store`.
-    pub fn new(store: Arc<dyn TokenStore>, http: Http, cfg: BrokerConfig) -> Self {
-        let holder = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    /// A broker over `store`; see [`BrokerConfig`] for the limits it enforces.
+    pub fn new(store: Arc<dyn TokenStore>, http: Http, mut cfg: BrokerConfig) -> Self {
+        let floor = http.config().deadline + cfg.store_timeout;
+        if cfg.lease_ttl < floor {
+            tracing::debug!(asked = ?cfg.lease_ttl, used = ?floor, "lease time raised to the HTTP deadline plus the store timeout");
+            cfg.lease_ttl = floor;
+        }
+        cfg.wait_limit = cfg.wait_limit.max(cfg.lease_ttl * 2);
         Self {
             store,
             http,
             cfg,
-            holder,
             journal: None,
         }
     }
 
-    /// Keeps refreshed tokens that cannot be stored in `journal`, and writes pending
+    /// Keeps refreshed tokens in `journal` until the store holds them, and writes pending
     /// recoveries to the store before anything else.
     pub fn with_journal(mut self, journal: Journal) -> Self {
         self.journal = Some(journal);
         self
     }
 
-    /// Writes a pending recovery from the journal to the store. Returns the journal's tokens
-    /// when the store cannot take them now (the caller may still use them).
-    async fn recover(&self, name: &ProfileName) -> Result<(), (Error, Option<TokenSet>)> {
-        let Some(j) = &self.journal else {
-            return Ok(());
-        };
-        let desc = self.store.describe();
-        if !j.has(&desc, name) {
-            return Ok(());
-        }
-        let tokens = match j.load(&desc, name) {
-            Ok(Some(t)) => t,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                tracing::warn!(profile = %name, error = %e, "unreadable recovery journal entry left in place");
-                return Ok(());
-            }
-        };
-        let written = crate::store::update(self.store.as_ref(), name, |rec| {
-            if rec
-                .tokens
-                .as_ref()
-                .is_none_or(|cur| cur.obtained_at < tokens.obtained_at)
-            {
-                rec.tokens = Some(tokens.clone());
-                rec.last_failure = None;
-                rec.meta.refresh_count += 1;
-            }
-            if rec
-                .lease
-                .as_ref()
-                .is_some_and(|l| l.until <= OffsetDateTime::now_utc())
-            {
-                rec.lease = None;
-            }
-            Ok(())
-        })
-        .await;
-        match written {
-            Ok(_) => {
-                j.remove(&desc, name);
-                tracing::warn!(profile = %name, "recovered refreshed tokens from the journal into the store");
-                Ok(())
-            }
-            Err(e) => Err((e, Some(tokens))),
-        }
+    /// The policy in force (after [`Broker::new`]'s adjustments).
+    pub fn config(&self) -> &BrokerConfig {
+        &self.cfg
+    }
+
+    /// The longest any call of this broker takes: waiting, one refresh, saving, plus a margin
+    /// for the journal's local writes.
+    pub fn call_limit(&self) -> Duration {
+        self.cfg.wait_limit
+            + self.http.config().deadline
+            + Duration::from_secs(1)
+            + self.cfg.store_timeout * 2
+            + Duration::from_secs(1)
     }
 
     /// `true` when refreshed tokens for `name` wait in the journal for the store.
@@ -141,6 +167,11 @@ impl Broker {
         self.journal
             .as_ref()
             .is_some_and(|j| j.has(&self.store.describe(), name))
+    }
+
+    /// The journal, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
     }
 
     /// The store.
@@ -169,6 +200,11 @@ impl Broker {
             .map(|(t, _)| t)
     }
 
+    /// The deadline of one store call made before `limit`.
+    fn store_deadline(&self, limit: Instant) -> Instant {
+        limit.min(Instant::now() + self.cfg.store_timeout)
+    }
+
     async fn obtain(
         &self,
         name: &ProfileName,
@@ -182,13 +218,15 @@ impl Broker {
             ));
         }
         let min_ttl = time::Duration::try_from(min_ttl).unwrap_or(time::Duration::ZERO);
-        let started = OffsetDateTime::now_utc();
-        let t0 = Instant::now();
-        if let Err((e, journaled)) = self.recover(name).await {
-            // The store still cannot take the recovered tokens: hand out the journal's
-            // token if it is good enough, else report the store error.
-            let now = OffsetDateTime::now_utc();
-            return match journaled.filter(|t| !force && t.access_valid_for(now, min_ttl)) {
+        let op = lease::Op::begin();
+        let started = self.cfg.clock.now();
+        let wait_until = Instant::now() + self.cfg.wait_limit;
+        let mut tried: HashSet<PathBuf> = HashSet::new();
+        if let Recovered::Failed(e, usable) = self.recover(name, wait_until, &mut tried).await {
+            // The store cannot take the journal's tokens now: hand out the journal's token
+            // (checked against the record's grant) if it is good enough, else the error.
+            let now = self.cfg.clock.now();
+            return match usable.filter(|t| !force && t.access_valid_for(now, min_ttl)) {
                 Some(t) => {
                     tracing::warn!(profile = %name, error = %e, "store unavailable; using the token kept in the recovery journal");
                     Ok((t, Outcome::Cached))
@@ -196,18 +234,45 @@ impl Broker {
                 None => Err(e),
             };
         }
+        let mut watch = lease::LeaseWatch::default();
+        let mut pause = Backoff::new(self.cfg.poll_interval, self.cfg.max_poll_interval);
+        // What the record held when this call first read it: "refreshed since" and "failed
+        // since" are judged by change, not by comparing timestamps written by other hosts.
+        let mut first: Option<(Option<String>, Option<RefreshFailure>)> = None;
         let mut waited = false;
-        let mut conflicts = 0u32;
         loop {
-            let Versioned { record, version } = load_existing(self.store.as_ref(), name).await?;
-            let now = OffsetDateTime::now_utc();
+            if Instant::now() >= wait_until {
+                return Err(Error::Store(StoreError::Unavailable {
+                    message: format!(
+                        "gave up on profile {name} after {:.0?}: another process held the refresh lease or the store kept refusing; try again later",
+                        self.cfg.wait_limit
+                    ),
+                    retryable: true,
+                }));
+            }
+            let Versioned { record, version } = within(
+                self.store_deadline(wait_until),
+                load_existing(self.store.as_ref(), name),
+            )
+            .await?;
+            let now = self.cfg.clock.now();
+            let access_fp = record.tokens.as_ref().map(|t| t.access_token.fingerprint());
+            let (first_fp, first_failure) =
+                first.get_or_insert_with(|| (access_fp.clone(), record.last_failure.clone()));
+            let changed = *first_fp != access_fp;
             if let Some(t) = &record.tokens {
-                let refreshed_since = t.obtained_at >= started;
-                // A caller that waited for another process's refresh takes its token even if
-                // NetSuite gave it less life than asked for: refreshing again would not help.
+                // A token that appeared while we waited on a lease was just obtained by its
+                // holder: take it even if our clock gives it less life than asked for (the
+                // holder's host may have another clock; refreshing again would not help).
+                // A token obtained since this call started (by this host's clock: a hint
+                // only, a skewed refresher makes it hand out a shorter-lived token, never
+                // a second refresh) is taken for the same reason. `--force` trusts only
+                // an observed change.
+                let obtained_since = t.obtained_at >= started && t.access_expires_at > now;
                 let good_enough = t.access_valid_for(now, min_ttl)
-                    || (waited && refreshed_since && t.access_expires_at > now);
-                if (!force || refreshed_since) && good_enough {
+                    || (waited && changed)
+                    || (!force && obtained_since);
+                if (!force || changed) && good_enough {
                     let outcome = if waited {
                         Outcome::Waited
                     } else {
@@ -218,83 +283,59 @@ impl Broker {
             }
             if let Some(f) = &record.last_failure {
                 // Someone refreshed and failed after we started waiting: report it.
-                if waited && f.at >= started {
+                if waited && Some(f) != first_failure.as_ref() {
                     return Err(failure_error(f));
                 }
             }
             check_can_refresh(name, &record, now)?;
-            if let Some(lease) = record
-                .lease
-                .as_ref()
-                .filter(|l| l.until > now && l.holder != self.holder)
-            {
-                if t0.elapsed() > self.cfg.wait_limit {
-                    return Err(Error::Store(StoreError::Unavailable {
-                        message: format!(
-                            "another process ({}) has held the refresh lease of profile {name} for too long; try again later",
-                            lease.holder
-                        ),
-                        retryable: true,
-                    }));
+            let live = record.lease.as_ref().is_some_and(|l| {
+                watch.is_live(l, &op.id, self.cfg.lease_ttl, self.cfg.max_poll_interval)
+            });
+            // Tokens a process of this machine kept in the journal (perhaps the lease holder,
+            // which then exited) go first; each entry is tried once per call.
+            if self.has_untried(name, &tried) {
+                match self.recover(name, wait_until, &mut tried).await {
+                    Recovered::Failed(e, _) => return Err(e),
+                    Recovered::Applied => continue,
+                    Recovered::Nothing => {}
                 }
-                waited = true;
-                tokio::time::sleep(jitter(self.cfg.poll_interval)).await;
-                continue;
             }
-            // Tokens another run of this machine kept in the journal go first.
-            if self.recovery_pending(name) && self.recover(name).await.is_ok() {
+            if live {
+                waited = true;
+                self.pause(&mut pause, wait_until).await;
                 continue;
             }
             // Take the lease.
             let mut leased = record.clone();
-            leased.lease = Some(Lease {
-                holder: self.holder.clone(),
-                until: now + self.cfg.lease_ttl,
-            });
+            leased.lease = Some(lease::lease_for(&op.id, now, self.cfg.lease_ttl));
             leased.touch();
-            let lease_version = match self
-                .store
-                .put(name, &leased, Precondition::Match(version))
-                .await
-            {
+            let put = within(
+                self.store_deadline(wait_until),
+                self.store.put(name, &leased, Precondition::Match(version)),
+            )
+            .await;
+            let lease_version = match put {
                 Ok(v) => v,
-                Err(StoreError::Conflict(_)) => {
-                    conflicts += 1;
-                    if t0.elapsed() > self.cfg.wait_limit {
-                        return Err(Error::Store(StoreError::Conflict(name.to_string())));
-                    }
-                    tokio::time::sleep(jitter(Duration::from_millis(
-                        10 * u64::from(conflicts.min(10)),
-                    )))
-                    .await;
-                    continue;
-                }
-                Err(e) if e.is_retryable() && t0.elapsed() < self.cfg.wait_limit => {
-                    tokio::time::sleep(jitter(self.cfg.poll_interval)).await;
+                Err(e @ StoreError::Conflict(_))
+                | Err(
+                    e @ StoreError::Unavailable {
+                        retryable: true, ..
+                    },
+                ) => {
+                    tracing::debug!(profile = %name, error = %e, "lease not taken; reading again");
+                    self.pause(&mut pause, wait_until).await;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
             };
             tracing::debug!(profile = %name, "took the refresh lease");
-            let result = match leased.profile.grant {
-                GrantKind::AuthorizationCode => {
-                    let tokens = leased
-                        .tokens
-                        .as_ref()
-                        .expect("checked by check_can_refresh");
-                    flows::refresh(&self.http, &leased.profile, tokens).await
-                }
-                GrantKind::ClientCredentials => {
-                    flows::client_credentials(&self.http, &leased.profile).await
-                }
-            };
+            let (result, lease_version) = self
+                .refresh_under_lease(name, &leased, lease_version, &op.id)
+                .await;
             return match result {
                 Ok(tokens) => {
-                    let used = leased.tokens.as_ref().and_then(|t| t.refresh_token.clone());
-                    match self.save(name, leased, lease_version, &tokens, used).await {
-                        Ok(()) => Ok((tokens, Outcome::Refreshed)),
-                        Err(e) => self.keep_in_journal(name, tokens, e),
-                    }
+                    self.finish(name, leased, lease_version, tokens, &op.id)
+                        .await
                 }
                 Err(e) => {
                     let e = match e {
@@ -313,98 +354,89 @@ impl Broker {
         }
     }
 
-    /// Writes new tokens and drops the lease. If the record changed meanwhile (the lease
-    /// expired and someone else wrote), merge: our tokens win unless a newer set is stored.
-    async fn save(
-        &self,
-        name: &ProfileName,
-        mut record: Record,
-        mut version: Version,
-        tokens: &TokenSet,
-        used: Option<crate::secret::RefreshToken>,
-    ) -> Result<(), Error> {
-        // Bounded: a store that hangs must not hold the new tokens hostage; the caller
-        // journals them instead.
-        let deadline = Instant::now() + self.cfg.store_timeout;
-        let timed = |remaining: Duration| {
-            move |_| StoreError::Unavailable {
-                message: format!("the store did not answer within {:.0?}", remaining),
-                retryable: false,
-            }
-        };
-        for attempt in 0u32.. {
-            let keep_theirs = record.tokens.as_ref().is_some_and(|cur| {
-                cur.obtained_at > tokens.obtained_at && cur.refresh_token != used
-            });
-            if !keep_theirs {
-                record.tokens = Some(tokens.clone());
-            }
-            if record
-                .lease
-                .as_ref()
-                .is_some_and(|l| l.holder == self.holder)
-            {
-                record.lease = None;
-            }
-            record.last_failure = None;
-            record.meta.refresh_count += 1;
-            record.touch();
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let put = tokio::time::timeout(
-                remaining,
-                self.store
-                    .put(name, &record, Precondition::Match(version.clone())),
-            )
-            .await
-            .map_err(timed(self.cfg.store_timeout))
-            .and_then(|r| r);
-            match put {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict(_))
-                | Err(StoreError::Unavailable {
-                    retryable: true, ..
-                }) if Instant::now() < deadline => {
-                    tokio::time::sleep(jitter(Duration::from_millis(
-                        20 * u64::from(attempt.min(10) + 1),
-                    )))
-                    .await;
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    let fresh =
-                        tokio::time::timeout(remaining, load_existing(self.store.as_ref(), name))
-                            .await
-                            .map_err(timed(self.cfg.store_timeout))
-                            .and_then(|r| r)?;
-                    record = fresh.record;
-                    version = fresh.version;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        unreachable!("the loop returns")
+    fn has_untried(&self, name: &ProfileName, tried: &HashSet<PathBuf>) -> bool {
+        self.journal.as_ref().is_some_and(|j| {
+            j.pending(&self.store.describe(), name)
+                .iter()
+                .any(|p| !tried.contains(p))
+        })
     }
 
-    /// NetSuite issued tokens but the store would not take them: keep them in the journal
-    /// (a public client's old refresh token is already dead) and hand out the access token.
-    fn keep_in_journal(
+    /// Sleeps the next waiter pause, never past `limit`.
+    async fn pause(&self, pause: &mut Backoff, limit: Instant) {
+        let d = pause.next_delay();
+        tokio::time::sleep_until((Instant::now() + d).min(limit).into()).await;
+    }
+
+    /// Calls NetSuite while renewing the lease every third of its time. Returns the result and
+    /// the record's version after the last renewal that landed.
+    async fn refresh_under_lease(
         &self,
         name: &ProfileName,
-        tokens: TokenSet,
-        err: Error,
-    ) -> Result<(TokenSet, Outcome), Error> {
-        let Some(j) = &self.journal else {
-            return Err(err);
+        leased: &Record,
+        version: Version,
+        me: &str,
+    ) -> (Result<TokenSet, Error>, Version) {
+        let deadline = self.http.config().deadline + Duration::from_secs(1);
+        let call = async {
+            let fut = async {
+                match leased.profile.grant {
+                    GrantKind::AuthorizationCode => {
+                        let tokens = leased
+                            .tokens
+                            .as_ref()
+                            .expect("checked by check_can_refresh");
+                        flows::refresh(&self.http, &leased.profile, tokens).await
+                    }
+                    GrantKind::ClientCredentials => {
+                        flows::client_credentials(&self.http, &leased.profile).await
+                    }
+                }
+            };
+            tokio::time::timeout(deadline, fut)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Unreachable(format!(
+                        "NetSuite did not answer the token request within {deadline:.0?}"
+                    )))
+                })
         };
-        match j.save(&self.store.describe(), name, &tokens) {
-            Ok(path) => {
-                tracing::warn!(profile = %name, error = %err, journal = %path.display(),
-                    "refreshed tokens could not be stored; kept in the recovery journal and written to the store on the next run");
-                Ok((tokens, Outcome::Refreshed))
+        let version = std::sync::Mutex::new(version);
+        let renew = async {
+            let every = self.cfg.lease_ttl / 3;
+            let mut record = leased.clone();
+            loop {
+                tokio::time::sleep(every).await;
+                record.lease = Some(lease::lease_for(
+                    me,
+                    self.cfg.clock.now(),
+                    self.cfg.lease_ttl,
+                ));
+                record.touch();
+                let current = version.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let put = within(
+                    Instant::now() + self.cfg.store_timeout,
+                    self.store.put(name, &record, Precondition::Match(current)),
+                )
+                .await;
+                match put {
+                    Ok(v) => *version.lock().unwrap_or_else(|e| e.into_inner()) = v,
+                    Err(e) => {
+                        // The lease still has at least two thirds of its time; a waiter that
+                        // takes over after that finds our tokens saved or journaled.
+                        tracing::debug!(profile = %name, error = %e, "could not renew the refresh lease");
+                    }
+                }
             }
-            Err(je) => Err(Error::Store(StoreError::Unavailable {
-                message: format!("{err}; and the recovery journal failed too: {je}"),
-                retryable: false,
-            })),
-        }
+        };
+        let result = tokio::select! {
+            r = call => r,
+            _ = renew => unreachable!("the renewal loop never ends"),
+        };
+        (
+            result,
+            version.into_inner().unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Best effort: release our lease and note the failure for waiters.
@@ -417,17 +449,18 @@ impl Broker {
     ) {
         record.lease = None;
         record.last_failure = Some(RefreshFailure {
-            at: OffsetDateTime::now_utc(),
+            at: self.cfg.clock.now(),
             exit_code: err.exit_code(),
             message: err.to_string(),
         });
         record.touch();
-        if let Err(e) = self
-            .store
-            .put(name, &record, Precondition::Match(version))
-            .await
-        {
-            tracing::warn!(profile = %name, error = %e, "could not release the refresh lease; it will expire by itself");
+        let put = within(
+            Instant::now() + self.cfg.store_timeout,
+            self.store.put(name, &record, Precondition::Match(version)),
+        )
+        .await;
+        if let Err(e) = put {
+            tracing::warn!(profile = %name, error = %e, "could not release the refresh lease; waiters will take it over after the lease time");
         }
     }
 }

@@ -1,6 +1,11 @@
 //! Parsing the URIs of the local stores: `SCHEME://PATH[?key-file=PATH]`.
+//!
+//! Paths come out absolute and canonical (symbolic links of the existing part resolved), so a
+//! store's `describe()` names one place whatever the current directory: `sqlite://nsauth.db`
+//! opened in two project directories is two stores, and the recovery journal (one per user)
+//! keys its entries by that identity.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 /// The parts of a local store URI.
 #[derive(Debug, PartialEq, Eq)]
@@ -13,8 +18,9 @@ pub struct LocalStoreUri {
 
 impl LocalStoreUri {
     /// Parses `SCHEME://PATH[?key-file=PATH]`. Everything between `SCHEME://` and `?` is the
-    /// path (so `SCHEME:///abs` is absolute and `SCHEME://rel` relative), percent-decoded; a
-    /// leading `~/` is the home directory. `syntax` and `example` complete the one-line error
+    /// path (so `SCHEME:///abs` is absolute and `SCHEME://rel` relative to the current
+    /// directory), percent-decoded; a leading `~/` is the home directory. Both paths are
+    /// returned absolute and canonical (see [`canonical`]). `syntax` and `example` complete the one-line error
     /// ("expected sqlite://PATH, e.g. …").
     pub fn parse(uri: &str, scheme: &str, syntax: &str, example: &str) -> Result<Self, String> {
         parse_inner(uri, scheme).map_err(|why| {
@@ -46,7 +52,7 @@ fn parse_inner(uri: &str, scheme: &str) -> Result<LocalStoreUri, String> {
     if raw_path.is_empty() {
         return Err("the path is empty".into());
     }
-    let path = expand_home(percent_decode(raw_path)?)?;
+    let path = canonical(&expand_home(percent_decode(raw_path)?)?)?;
     let mut key_file = None;
     for pair in query
         .into_iter()
@@ -57,7 +63,7 @@ fn parse_inner(uri: &str, scheme: &str) -> Result<LocalStoreUri, String> {
         match k {
             "key-file" if v.is_empty() => return Err("key-file needs a path".into()),
             "key-file" if key_file.is_some() => return Err("key-file is given twice".into()),
-            "key-file" => key_file = Some(expand_home(percent_decode(v)?)?),
+            "key-file" => key_file = Some(canonical(&expand_home(percent_decode(v)?)?)?),
             other => {
                 let shown: String = other
                     .chars()
@@ -71,6 +77,41 @@ fn parse_inner(uri: &str, scheme: &str) -> Result<LocalStoreUri, String> {
         }
     }
     Ok(LocalStoreUri { path, key_file })
+}
+
+/// `path` made absolute (against the current directory), `.`/`..` resolved, and the longest
+/// existing ancestor canonicalised (symbolic links resolved); the part that does not exist yet
+/// (a database about to be created) is appended as written.
+pub fn canonical(path: &Path) -> Result<PathBuf, String> {
+    let abs = std::path::absolute(path)
+        .map_err(|e| format!("cannot make the path absolute (current directory: {e})"))?;
+    // Lexically drop `.` and resolve `..` of the part that may not exist.
+    let mut clean = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    let mut existing = clean.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            let mut out = real;
+            out.extend(rest.iter().rev());
+            return Ok(out);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return Ok(clean),
+        }
+    }
 }
 
 fn expand_home(path: String) -> Result<PathBuf, String> {
@@ -129,11 +170,36 @@ mod tests {
         assert_eq!(u.path, PathBuf::from("/var/lib/nsauth/ns.db"));
         assert_eq!(u.key_file, None);
         let u = parse("sqlite://data/ns.db?key-file=/run/secrets/store.key").unwrap();
-        assert_eq!(u.path, PathBuf::from("data/ns.db"));
+        let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
+        assert_eq!(u.path, cwd.join("data/ns.db"));
         assert_eq!(u.key_file, Some(PathBuf::from("/run/secrets/store.key")));
-        let u = parse("sqlite:///tmp/with%20space%3F.db?key-file=k%25.key").unwrap();
-        assert_eq!(u.path, PathBuf::from("/tmp/with space?.db"));
-        assert_eq!(u.key_file, Some(PathBuf::from("k%.key")));
+        let u = parse("sqlite:///nonexistent-nsauth/with%20space%3F.db?key-file=k%25.key").unwrap();
+        assert_eq!(u.path, PathBuf::from("/nonexistent-nsauth/with space?.db"));
+        assert_eq!(u.key_file, Some(cwd.join("k%.key")));
+    }
+
+    /// The same relative URI names different stores in different directories, and one store
+    /// reached through a symbolic link or `..` has one name.
+    #[test]
+    fn relative_and_linked_paths_are_canonical() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(real.join("a")).unwrap();
+        let via_dots = canonical(&real.join("a/../a/./ns.db")).unwrap();
+        assert_eq!(via_dots, real.join("a/ns.db"));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(real.join("a"), real.join("link")).unwrap();
+            assert_eq!(
+                canonical(&real.join("link/ns.db")).unwrap(),
+                real.join("a/ns.db")
+            );
+        }
+        assert!(parse("sqlite://nsauth.db").unwrap().path.is_absolute());
+        assert!(
+            parse("sqlite://~/x.db").unwrap().path.is_absolute()
+                || std::env::var_os("HOME").is_none()
+        );
     }
 
     #[test]

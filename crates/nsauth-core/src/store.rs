@@ -143,13 +143,23 @@ pub fn actor() -> String {
 }
 
 /// A short lease that says "this process is refreshing; wait for it".
+///
+/// Waiters never compare `until` with their own wall clock (the holder may run on a host with
+/// another clock): they treat a lease as dead once they have seen the same `(holder, until)`
+/// for its time-to-live by their own monotonic clock. The holder renews the lease (a new
+/// `until`) while its refresh runs. See `broker.rs`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// Random id of the holder.
     pub holder: String,
-    /// When the lease ends if the holder never releases it.
+    /// When the lease ends if the holder never releases it, by the holder's clock (for
+    /// people, and a renewal marker for waiters).
     #[serde(with = "time::serde::rfc3339")]
     pub until: OffsetDateTime,
+    /// How long the lease lasts without renewal, in milliseconds. Absent in leases written
+    /// by older versions; waiters then use their own lease time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
 }
 
 /// A failed refresh, recorded for the processes that waited on it.
@@ -329,11 +339,25 @@ pub async fn load_existing(
         .ok_or_else(|| StoreError::NotFound(name.to_string()))
 }
 
-/// Read-modify-write with CAS and bounded retries on conflict. `f` returns `Ok(None)` to
-/// leave the record unchanged.
+/// How long [`update`] may take in all, store calls and retries included.
+pub const UPDATE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Read-modify-write with CAS and bounded retries on conflict (64) and on temporary failures
+/// (8), all within [`UPDATE_LIMIT`]. `f` runs on every attempt, on the freshly read record.
 pub async fn update<T>(
     store: &dyn TokenStore,
     name: &ProfileName,
+    f: impl FnMut(&mut Record) -> Result<T, crate::Error>,
+) -> Result<(T, Version), crate::Error> {
+    update_until(store, name, std::time::Instant::now() + UPDATE_LIMIT, f).await
+}
+
+/// [`update`] that gives up at `deadline`: every store call is cut off there (a hung store is
+/// reported as unavailable), and no retry starts after it.
+pub async fn update_until<T>(
+    store: &dyn TokenStore,
+    name: &ProfileName,
+    deadline: std::time::Instant,
     mut f: impl FnMut(&mut Record) -> Result<T, crate::Error>,
 ) -> Result<(T, Version), crate::Error> {
     let mut attempt = 0u32;
@@ -341,28 +365,48 @@ pub async fn update<T>(
         let Versioned {
             mut record,
             version,
-        } = load_existing(store, name).await?;
+        } = within(deadline, load_existing(store, name)).await?;
         let out = f(&mut record)?;
         record.touch();
-        match store.put(name, &record, Precondition::Match(version)).await {
+        let put = within(
+            deadline,
+            store.put(name, &record, Precondition::Match(version)),
+        )
+        .await;
+        let pause = match put {
             Ok(v) => return Ok((out, v)),
             Err(StoreError::Conflict(_)) if attempt < 64 => {
-                attempt += 1;
-                tokio::time::sleep(crate::retry::jitter(std::time::Duration::from_millis(
-                    5 * u64::from(attempt.min(20)),
-                )))
-                .await;
+                std::time::Duration::from_millis(5 * u64::from(attempt.min(20) + 1))
             }
             Err(StoreError::Unavailable {
                 retryable: true, ..
-            }) if attempt < 8 => {
-                attempt += 1;
-                tokio::time::sleep(crate::retry::jitter(std::time::Duration::from_millis(
-                    50 * u64::from(attempt),
-                )))
-                .await;
-            }
+            }) if attempt < 8 => std::time::Duration::from_millis(50 * u64::from(attempt + 1)),
             Err(e) => return Err(e.into()),
+        };
+        attempt += 1;
+        let pause = crate::retry::jitter(pause);
+        if std::time::Instant::now() + pause >= deadline {
+            return Err(StoreError::Unavailable {
+                message: format!("profile {name} could not be updated in time (the store kept refusing or conflicting)"),
+                retryable: true,
+            }
+            .into());
         }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Runs a store call, reporting it as unavailable (retryable) if it has not answered by
+/// `deadline`.
+pub async fn within<T>(
+    deadline: std::time::Instant,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Unavailable {
+            message: "the store did not answer in time".into(),
+            retryable: true,
+        }),
     }
 }

@@ -113,8 +113,27 @@ pub async fn status(ctx: &Ctx, all: bool) -> Result<u8, Error> {
     for name in &names {
         let v = load_existing(store.as_ref(), name).await?;
         let mut row = output::status_json(name.as_str(), &v.record, now);
-        row["pending_recovery"] =
-            serde_json::Value::Bool(journal.as_ref().is_some_and(|j| j.has(&described, name)));
+        // The journal of this user, for this store (canonical identity) and profile:
+        // entries waiting for the store, entries kept aside because they belong to no
+        // current grant, and unreadable entries moved aside. Paths only, never contents.
+        let listing = journal
+            .as_ref()
+            .map(|j| j.listing(&described, name))
+            .unwrap_or_default();
+        row["pending_recovery"] = serde_json::Value::Bool(!listing.pending.is_empty());
+        let paths = |v: &[std::path::PathBuf]| {
+            serde_json::Value::Array(
+                v.iter()
+                    .map(|p| serde_json::Value::String(p.display().to_string()))
+                    .collect(),
+            )
+        };
+        if !listing.kept.is_empty() {
+            row["journal_kept_aside"] = paths(&listing.kept);
+        }
+        if !listing.quarantined.is_empty() {
+            row["journal_quarantined"] = paths(&listing.quarantined);
+        }
         rows.push(row);
     }
     if ctx.json {
