@@ -123,6 +123,7 @@ fn an_entry_applies_only_to_its_grants_predecessor() {
     moved.moved = Some(crate::store::Moved {
         at: time::OffsetDateTime::now_utc(),
         to: "x".into(),
+        fingerprints: Vec::new(),
     });
     assert_eq!(e.verdict(&moved), Verdict::Superseded);
     // Already written (a store write that landed but was reported failed).

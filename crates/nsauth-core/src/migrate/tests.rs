@@ -309,6 +309,7 @@ async fn a_live_refresh_lease_is_refused() {
     r.lease = Some(Lease {
         holder: "other".into(),
         until: OffsetDateTime::now_utc() + time::Duration::seconds(30),
+        ttl_ms: Some(30_000),
     });
     src.set("pub", r);
     let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
@@ -420,7 +421,14 @@ async fn tokens_waiting_in_the_recovery_journal_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::new(dir.path().join("journal"), Some(dir.path().join("key")));
     // A refresh whose tokens the store refused: generation 2 waits in the journal.
-    journal.save(&src.describe(), &name(), &tokens(2)).unwrap();
+    let entry = crate::journal::Entry::new(
+        src.describe(),
+        &name(),
+        &logged_in(true, 1),
+        "holder-that-died",
+        tokens(2),
+    );
+    journal.save(&entry).unwrap();
     let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, Some(&journal))
         .await
         .unwrap_err();
