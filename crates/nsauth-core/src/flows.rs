@@ -206,8 +206,9 @@ pub async fn exchange_code(
             },
         )
         .await?;
+    let issued = issued_at(&resp, now);
     let parsed = token_result(resp, TokenCall::Exchange)?;
-    Ok(parsed.into_token_set(now, None, fallback_hours(profile)))
+    Ok(parsed.into_token_set(issued, None, fallback_hours(profile)))
 }
 
 /// Uses the refresh token in `tokens` to get a new token set. Keeps the old refresh token
@@ -233,9 +234,10 @@ pub async fn refresh(http: &Http, profile: &Profile, tokens: &TokenSet) -> Resul
             refresh_delivery(profile),
         )
         .await?;
+    let issued = issued_at(&resp, now);
     let parsed = token_result(resp, TokenCall::Refresh)?;
     Ok(parsed.into_token_set(
-        now,
+        issued,
         Some((rt, tokens.refresh_expires_at)),
         fallback_hours(profile),
     ))
@@ -304,8 +306,9 @@ pub async fn client_credentials(http: &Http, profile: &Profile) -> Result<TokenS
     let resp = http
         .post_fresh_form("token endpoint", &token_url, body)
         .await?;
+    let issued = issued_at(&resp, now);
     let parsed = token_result(resp, TokenCall::Mint)?;
-    let mut set = parsed.into_token_set(now, None, fallback_hours(profile));
+    let mut set = parsed.into_token_set(issued, None, fallback_hours(profile));
     set.refresh_token = None;
     set.refresh_expires_at = None;
     Ok(set)
@@ -340,6 +343,31 @@ enum TokenCall {
     Refresh,
     Mint,
     Revoke,
+}
+
+/// How far the token endpoint's `Date` may be from this machine's clock and still be trusted.
+const MAX_TRUSTED_SKEW: time::Duration = time::Duration::hours(1);
+
+/// When a token answer was issued, on NetSuite's clock: its `Date` header (whole seconds,
+/// rounded down, so never later than the truth), else `sent` (this machine's clock when the
+/// request left). Stored expiry times are thus NetSuite's, not the clock of whichever host
+/// happened to refresh: with a shared store, a host whose clock runs fast would otherwise make
+/// every other host believe its tokens live longer than they do. A `Date` more than an hour
+/// from this clock is not trusted (a broken proxy); the local time is used, with a warning.
+fn issued_at(resp: &Response, sent: OffsetDateTime) -> OffsetDateTime {
+    let Some(server) = resp.date.as_deref().and_then(|d| {
+        OffsetDateTime::parse(d.trim(), &time::format_description::well_known::Rfc2822).ok()
+    }) else {
+        return sent;
+    };
+    if (server - sent).abs() > MAX_TRUSTED_SKEW {
+        tracing::warn!(
+            skew_seconds = (sent - server).whole_seconds(),
+            "the token endpoint's Date is more than an hour from this machine's clock; expiry times use this clock (run: nsauth doctor)"
+        );
+        return sent;
+    }
+    server
 }
 
 fn token_result(resp: Response, call: TokenCall) -> Result<crate::token::TokenResponse, Error> {
@@ -410,6 +438,31 @@ fn oauth_error(resp: &Response, call: TokenCall) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(date: Option<&str>) -> Response {
+        Response {
+            status: 200,
+            body: Vec::new(),
+            date: date.map(str::to_owned),
+            content_type: None,
+        }
+    }
+
+    #[test]
+    fn tokens_are_stamped_with_netsuites_clock_not_this_hosts() {
+        let server = time::macros::datetime!(2026-12-02 03:30:00 UTC);
+        let date = "Wed, 02 Dec 2026 03:30:00 GMT";
+        // This host runs 2 minutes fast or slow: the stamp is NetSuite's either way.
+        for skew in [120, -120, 40, 0] {
+            let sent = server + time::Duration::seconds(skew);
+            assert_eq!(issued_at(&answer(Some(date)), sent), server, "skew {skew}");
+        }
+        // No usable Date, or one too far off to be NetSuite's clock: this host's clock.
+        let sent = server + time::Duration::hours(2);
+        assert_eq!(issued_at(&answer(Some(date)), sent), sent);
+        assert_eq!(issued_at(&answer(None), server), server);
+        assert_eq!(issued_at(&answer(Some("yesterday")), sent), sent);
+    }
 
     #[test]
     fn callback_parsing() {
