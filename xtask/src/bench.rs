@@ -90,7 +90,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
@@ -103,20 +103,20 @@ fn log(msg: impl std::fmt::Display) {
 
 /// A store under test.
 #[derive(Clone, Debug)]
-struct Store {
-    label: &'static str,
-    uri: String,
-    env: Vec<(String, String)>,
+pub(crate) struct Store {
+    pub(crate) label: &'static str,
+    pub(crate) uri: String,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// The sandbox every `nsauth` runs in.
-struct Sandbox {
-    bin: PathBuf,
-    base_env: Vec<(String, String)>,
+pub(crate) struct Sandbox {
+    pub(crate) bin: PathBuf,
+    pub(crate) base_env: Vec<(String, String)>,
 }
 
 impl Sandbox {
-    fn nsauth(&self, store: Option<&Store>) -> Command {
+    pub(crate) fn nsauth(&self, store: Option<&Store>) -> Command {
         let mut c = Command::new(&self.bin);
         c.env_clear()
             .envs(self.base_env.iter().map(|(k, v)| (k, v)));
@@ -129,7 +129,7 @@ impl Sandbox {
     }
 
     /// Runs nsauth and returns stdout; an error with stderr on failure.
-    fn ok(&self, store: Option<&Store>, args: &[&str]) -> Result<String, String> {
+    pub(crate) fn ok(&self, store: Option<&Store>, args: &[&str]) -> Result<String, String> {
         let mut c = self.nsauth(store);
         c.args(args);
         let out = c.output().map_err(|e| format!("cannot run nsauth: {e}"))?;
@@ -241,7 +241,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = f.read_exact(&mut b);
@@ -249,7 +249,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in bytes.chunks(3) {
@@ -333,7 +333,7 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-fn pid_alive(pid: &str) -> bool {
+pub(crate) fn pid_alive(pid: &str) -> bool {
     Path::new("/proc").join(pid.trim()).exists()
 }
 
