@@ -194,3 +194,59 @@ impl Record {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Shared, Subject};
+
+    fn subject(chain: &str) -> Subject {
+        Subject {
+            client_id: "c".into(),
+            scopes: vec!["rest_webservices".into()],
+            entity: 7,
+            chain: chain.into(),
+        }
+    }
+
+    #[test]
+    fn off_by_default_then_records_issue_rotation_and_revocation_in_order() {
+        let sh = Shared::new("http://x".into(), "1234567_SB1".into());
+        let s = subject("ch");
+        {
+            let mut st = sh.lock();
+            sh.issue_access(&mut st, &s, "a-c");
+            assert!(st.record.snapshot(&st).is_empty(), "nothing kept while off");
+            st.record.set_on(true);
+        }
+        let mut st = sh.lock();
+        let (access, _) = sh.issue_access(&mut st, &s, "a-c");
+        let first = sh.issue_refresh(&mut st, &s, 1000, u64::MAX / 2);
+        // A public client's rotation: the first refresh token is used, a second one issued.
+        st.refresh.values_mut().for_each(|r| r.used = true);
+        let second = sh.issue_refresh(&mut st, &s, 1000, u64::MAX / 2);
+        let (again, _) = sh.issue_access(&mut st, &s, "a-r");
+        let snap = st.record.snapshot(&st);
+        let find = |t: &str| snap.iter().find(|i| i.token == t).expect("recorded").clone();
+        assert_eq!(find(&access).issued_by, IssuedBy::AuthorizationCode);
+        assert_eq!(find(&again).issued_by, IssuedBy::RefreshToken);
+        assert_eq!(find(&first).issued_by, IssuedBy::AuthorizationCode);
+        assert_eq!(find(&second).issued_by, IssuedBy::RefreshToken);
+        assert!(matches!(find(&first).invalidated, Some((Invalidated::Rotated, Some(_)))));
+        assert_eq!(find(&second).invalidated, None);
+        assert_eq!(find(&access).invalidated, None);
+        assert!(!format!("{:?}", find(&access)).contains(&access), "Debug hides the token");
+
+        st.revoke_chain("ch");
+        let snap = st.record.snapshot(&st);
+        for t in [&access, &again, &second] {
+            let i = snap.iter().find(|i| i.token == *t).expect("recorded");
+            assert!(matches!(i.invalidated, Some((Invalidated::Revoked, Some(_)))), "{i:?}");
+        }
+        let rotated = snap.iter().find(|i| i.token == first).expect("recorded");
+        assert!(
+            matches!(rotated.invalidated, Some((Invalidated::Rotated, _))),
+            "the earlier reason stays: {rotated:?}"
+        );
+    }
+}

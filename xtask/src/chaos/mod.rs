@@ -146,7 +146,11 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
         let e = by_kind.entry(format!("{:?}", o.kind)).or_default();
         e.0 += 1;
         e.1 += usize::from(o.outcome.ok());
-        *codes.entry(format!("{:?}", o.outcome)).or_default() += 1;
+        let code = match &o.outcome {
+            history::Outcome::Exit(c) => format!("exit {c}"),
+            other => format!("{other:?}").split('(').next().unwrap_or_default().to_owned(),
+        };
+        *codes.entry(code).or_default() += 1;
     }
     let ops_n = h.ops.iter().filter(|o| o.id < recovery_from && o.kind != OpKind::VerifyCopy).count();
     let faults_n: usize = fault_counts.values().sum();

@@ -241,7 +241,13 @@ impl World {
     /// `profile set` for a slot on `store` (the slot's own or a copy's).
     pub fn profile_set(&self, slot: usize) -> Result<(), String> {
         let s = &self.slots[slot];
-        let base = format!("http://{}", self.emu_proxy.addr);
+        // M2M assertions carry the token URL as `aud`, which the emulator checks against its
+        // own address: M2M profiles talk to it directly (its injected faults still apply).
+        let base = if s.flavor == Flavor::M2m {
+            self.emu.base_url()
+        } else {
+            format!("http://{}", self.emu_proxy.addr)
+        };
         let mut args: Vec<String> = ["profile", "set", &s.profile, "--account-id", self.emu.account_id(), "--client-id", &s.client_id, "--scope", "rest_webservices", "--base-url", &base]
             .iter()
             .map(|a| (*a).to_owned())
