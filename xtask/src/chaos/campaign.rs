@@ -29,6 +29,8 @@ pub struct Config {
     pub seed: u64,
     pub budget: Budget,
     pub concurrency: usize,
+    /// Run some processes with a skewed clock (libfaketime).
+    pub skew: bool,
     pub verbose: bool,
 }
 
@@ -100,7 +102,7 @@ pub fn run(w: &World, cfg: &Config) -> (History, BTreeMap<String, usize>) {
                     hist.lock().unwrap_or_else(|e| e.into_inner()).faults.push(f);
                 }
             } else {
-                let skew = if skewed && w.faketime { skew } else { 0 };
+                let skew = if skewed && w.faketime && cfg.skew { skew } else { 0 };
                 while running.load(Ordering::SeqCst) >= cfg.concurrency {
                     lift_due(w, &mut active, false);
                     std::thread::sleep(Duration::from_millis(10));

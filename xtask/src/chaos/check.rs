@@ -142,8 +142,17 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
             }
         }
         if o.skew == 0 && t.expires_at * 1000 + SLACK_MS < o.start_ms + MIN_TTL * 1000 {
+            // A process whose clock was off may have written the expiry nsauth trusted.
+            let skewed = h
+                .ops
+                .iter()
+                .filter(|p| p.slot == o.slot && p.skew != 0 && p.end_ms <= o.start_ms && t.issued_at_ms <= p.end_ms + 1000)
+                .max_by_key(|p| p.end_ms)
+                .map_or(String::new(), |p| {
+                    format!(" [skew: op #{} ran with its clock {:+} s off and wrote this profile {:.1} s before]", p.id, p.skew, (o.start_ms - p.end_ms) as f64 / 1000.0)
+                });
             bad(Some(o.slot), format!(
-                "op #{} {:?} printed a token with {} s left (--min-ttl {MIN_TTL})",
+                "op #{} {:?} printed a token with {} s left (--min-ttl {MIN_TTL}){skewed}",
                 o.id,
                 o.kind,
                 (t.expires_at * 1000).saturating_sub(o.start_ms) as f64 / 1000.0
@@ -247,7 +256,7 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
     }
     let mut scan = |slot: Option<usize>, what: &str, text: &str| {
         if let Some(s) = fixed.iter().find(|s| text.contains(**s)) {
-            let kind = if *s == w.secrets[0] { "the store key" } else { "a client secret" };
+            let kind = if *s == w.secrets[0] { "the store key" } else { "a client secret or store credential" };
             bad(slot, format!("{what} contains {kind}"));
         }
         let leaked = text

@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask chaos [--seed N] [--minutes M | --ops N] [--concurrency K] [--no-build] [--keep] [-v]";
+const USAGE: &str = "usage: cargo xtask chaos [--seed N] [--minutes M | --ops N] [--concurrency K] [--no-skew] [--no-build] [--keep] [-v]";
 
 struct Opts {
     cfg: Config,
@@ -41,6 +41,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             seed,
             budget: Budget::Time(Duration::from_secs(300)),
             concurrency: 6,
+            skew: true,
             verbose: false,
         },
         build: true,
@@ -59,6 +60,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--ops" => o.cfg.budget = Budget::Ops(num("--ops")?.max(1.0) as usize),
             "--concurrency" => o.cfg.concurrency = num("--concurrency")?.clamp(1.0, 32.0) as usize,
             "--no-build" => o.build = false,
+            "--no-skew" => o.cfg.skew = false,
             "--keep" => o.keep = true,
             "-v" | "--verbose" => o.cfg.verbose = true,
             "-h" | "--help" => return Err(USAGE.into()),

@@ -109,6 +109,7 @@ impl World {
             },
         ];
         let mut store_proxies = Vec::new();
+        let mut vault_token = None;
         let get = |k: &str| {
             remote
                 .iter()
@@ -118,6 +119,7 @@ impl World {
         };
         match (get("NSAUTH_TEST_VAULT_ADDR"), get("NSAUTH_TEST_VAULT_TOKEN")) {
             (Some(addr), Some(token)) => {
+                vault_token = Some(token.clone());
                 let p = Proxy::start(addr.trim_start_matches("http://").trim_end_matches('/').into())?;
                 stores.push(Store {
                     label: "vault",
@@ -161,7 +163,7 @@ impl World {
             sb,
             tmp,
             slots: Vec::new(),
-            secrets: vec![key],
+            secrets: std::iter::once(key).chain(vault_token).collect(),
             recipient: String::new(),
             identity: PathBuf::new(),
             faketime,
