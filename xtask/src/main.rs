@@ -127,11 +127,15 @@ fn test(extra: &[String]) -> Result<(), String> {
     if !extra.is_empty() {
         cmd.args(extra);
     }
-    cmd.envs(env.iter().cloned()).env("NSAUTH_REQUIRE_SERVICES", "1");
+    cmd.envs(env.iter().cloned())
+        .env("NSAUTH_REQUIRE_SERVICES", "1");
     // Then a short fault campaign (about two minutes) on every store, with a fresh seed that
     // it prints; a failure prints the seed to replay.
     let result = run(&mut cmd).and_then(|()| {
-        chaos::run_with(&["--minutes".into(), "1.5".into(), "--no-build".into()], &env)
+        chaos::run_with(
+            &["--minutes".into(), "1.5".into(), "--no-build".into()],
+            &env,
+        )
     });
     services::down();
     result

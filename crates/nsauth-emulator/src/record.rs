@@ -162,15 +162,18 @@ impl Record {
                         (a.client_id.clone(), a.chain.clone(), a.exp, own)
                     })?,
                     TokenKind::Refresh => st.refresh.get(&e.jti).map(|r| {
-                        let own = r.used.then(|| {
-                            (Invalidated::Rotated, self.rotated_ms.get(&e.jti).copied())
-                        });
+                        let own = r
+                            .used
+                            .then(|| (Invalidated::Rotated, self.rotated_ms.get(&e.jti).copied()));
                         (r.client_id.clone(), r.chain.clone(), r.exp, own)
                     })?,
                 };
-                let by_chain = st
-                    .chain_revoked(&chain)
-                    .then(|| (Invalidated::Revoked, self.chain_revoked_ms.get(&chain).copied()));
+                let by_chain = st.chain_revoked(&chain).then(|| {
+                    (
+                        Invalidated::Revoked,
+                        self.chain_revoked_ms.get(&chain).copied(),
+                    )
+                });
                 // The earliest known reason wins.
                 let invalidated = match (own, by_chain) {
                     (Some(a), Some(b)) => Some(match (a.1, b.1) {
@@ -227,21 +230,35 @@ mod tests {
         let second = sh.issue_refresh(&mut st, &s, 1000, u64::MAX / 2);
         let (again, _) = sh.issue_access(&mut st, &s, "a-r");
         let snap = st.record.snapshot(&st);
-        let find = |t: &str| snap.iter().find(|i| i.token == t).expect("recorded").clone();
+        let find = |t: &str| {
+            snap.iter()
+                .find(|i| i.token == t)
+                .expect("recorded")
+                .clone()
+        };
         assert_eq!(find(&access).issued_by, IssuedBy::AuthorizationCode);
         assert_eq!(find(&again).issued_by, IssuedBy::RefreshToken);
         assert_eq!(find(&first).issued_by, IssuedBy::AuthorizationCode);
         assert_eq!(find(&second).issued_by, IssuedBy::RefreshToken);
-        assert!(matches!(find(&first).invalidated, Some((Invalidated::Rotated, Some(_)))));
+        assert!(matches!(
+            find(&first).invalidated,
+            Some((Invalidated::Rotated, Some(_)))
+        ));
         assert_eq!(find(&second).invalidated, None);
         assert_eq!(find(&access).invalidated, None);
-        assert!(!format!("{:?}", find(&access)).contains(&access), "Debug hides the token");
+        assert!(
+            !format!("{:?}", find(&access)).contains(&access),
+            "Debug hides the token"
+        );
 
         st.revoke_chain("ch");
         let snap = st.record.snapshot(&st);
         for t in [&access, &again, &second] {
             let i = snap.iter().find(|i| i.token == *t).expect("recorded");
-            assert!(matches!(i.invalidated, Some((Invalidated::Revoked, Some(_)))), "{i:?}");
+            assert!(
+                matches!(i.invalidated, Some((Invalidated::Revoked, Some(_)))),
+                "{i:?}"
+            );
         }
         let rotated = snap.iter().find(|i| i.token == first).expect("recorded");
         assert!(

@@ -1,8 +1,8 @@
 //! The [`Emulator`] handle: starts the HTTP server and configures it while it runs.
 
 use crate::config::{CertificateMapping, ClientSpec, Counters, DemoFixtures, Fault};
-use crate::record::IssuedToken;
 use crate::pages::{CONSENT_PATH, LOGIN_PATH};
+use crate::record::IssuedToken;
 use crate::respond::BODY_LIMIT;
 use crate::state::{Shared, User};
 use crate::{api, authorize, token};

@@ -90,7 +90,11 @@ pub fn run(w: &World, cfg: &Config) -> (History, BTreeMap<String, usize>) {
             let is_fault = rng.chance(22);
             let slot = rng.below(w.slots.len() as u64) as usize;
             let flavor = w.slots[slot].flavor;
-            let kind = KINDS[rng.weighted(if flavor == Flavor::M2m { &WEIGHTS_M2M } else { &WEIGHTS })];
+            let kind = KINDS[rng.weighted(if flavor == Flavor::M2m {
+                &WEIGHTS_M2M
+            } else {
+                &WEIGHTS
+            })];
             let skewed = rng.chance(8);
             let skew = SKEWS[rng.below(4) as usize];
             let (fault_kind, a, b) = (rng.below(100), rng.next_u64(), rng.range(300, 12_000));
@@ -98,23 +102,38 @@ pub fn run(w: &World, cfg: &Config) -> (History, BTreeMap<String, usize>) {
             if is_fault {
                 if let Some(f) = inject(w, &reg, &mut active, fault_kind, a, b) {
                     log(format!("fault {}", f.what));
-                    *counts.entry(f.what.split(' ').next().unwrap_or_default().to_owned()).or_default() += 1;
-                    hist.lock().unwrap_or_else(|e| e.into_inner()).faults.push(f);
+                    *counts
+                        .entry(f.what.split(' ').next().unwrap_or_default().to_owned())
+                        .or_default() += 1;
+                    hist.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .faults
+                        .push(f);
                 }
             } else {
-                let skew = if skewed && w.faketime && cfg.skew { skew } else { 0 };
+                let skew = if skewed && w.faketime && cfg.skew {
+                    skew
+                } else {
+                    0
+                };
                 while running.load(Ordering::SeqCst) >= cfg.concurrency {
                     lift_due(w, &mut active, false);
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 let id = next_id;
                 next_id += 1;
-                log(format!("op #{id} {kind:?} on {} skew {skew}", w.slots[slot].label));
+                log(format!(
+                    "op #{id} {kind:?} on {} skew {skew}",
+                    w.slots[slot].label
+                ));
                 running.fetch_add(1, Ordering::SeqCst);
                 let (hist, reg, running) = (&hist, &reg, &running);
                 scope.spawn(move || {
                     let ops = run_op(w, reg, id, slot, kind, skew);
-                    hist.lock().unwrap_or_else(|e| e.into_inner()).ops.extend(ops);
+                    hist.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .ops
+                        .extend(ops);
                     running.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -159,7 +178,14 @@ fn lift_due(w: &World, active: &mut Vec<Active>, all: bool) {
 }
 
 /// Starts the fault `kind` (0..100) with parameters `a` (a pick) and `ms` (a duration).
-fn inject(w: &World, reg: &Registry, active: &mut Vec<Active>, kind: u64, a: u64, ms: u64) -> Option<Fault> {
+fn inject(
+    w: &World,
+    reg: &Registry,
+    active: &mut Vec<Active>,
+    kind: u64,
+    a: u64,
+    ms: u64,
+) -> Option<Fault> {
     let start = now_ms();
     let fault = |what: String, target: Target, dur: u64, eats: bool| Fault {
         what,
@@ -170,9 +196,14 @@ fn inject(w: &World, reg: &Registry, active: &mut Vec<Active>, kind: u64, a: u64
     };
     let until = Instant::now() + Duration::from_millis(ms);
     match kind {
-        0..=29 => reg
-            .kill(a)
-            .map(|(id, slot)| fault(format!("kill (SIGKILL op #{id})"), Target::Op { id, slot }, 0, true)),
+        0..=29 => reg.kill(a).map(|(id, slot)| {
+            fault(
+                format!("kill (SIGKILL op #{id})"),
+                Target::Op { id, slot },
+                0,
+                true,
+            )
+        }),
         30..=44 => {
             let db = w.tmp.join("sqlite/nsauth.db");
             let mut child = Command::new("sqlite3")
@@ -185,8 +216,16 @@ fn inject(w: &World, reg: &Registry, active: &mut Vec<Active>, kind: u64, a: u64
             let mut stdin = child.stdin.take()?;
             stdin.write_all(b".timeout 5000\nBEGIN EXCLUSIVE;\n").ok()?;
             child.stdin = Some(stdin);
-            active.push(Active { until, undo: Undo::Lock(child) });
-            Some(fault(format!("sqlite-lock (BEGIN EXCLUSIVE held {ms} ms)"), Target::Store("sqlite".into()), ms, false))
+            active.push(Active {
+                until,
+                undo: Undo::Lock(child),
+            });
+            Some(fault(
+                format!("sqlite-lock (BEGIN EXCLUSIVE held {ms} ms)"),
+                Target::Store("sqlite".into()),
+                ms,
+                false,
+            ))
         }
         45..=59 => {
             if w.store_proxies.is_empty() {
@@ -197,39 +236,73 @@ fn inject(w: &World, reg: &Registry, active: &mut Vec<Active>, kind: u64, a: u64
             if p.mode() != Mode::Forward {
                 return None;
             }
-            let mode = if a % 2 == 0 { Mode::Pause } else { Mode::Refuse };
+            let mode = if a % 2 == 0 {
+                Mode::Pause
+            } else {
+                Mode::Refuse
+            };
             p.set(mode);
-            active.push(Active { until, undo: Undo::Proxy(i) });
-            Some(fault(format!("store-{mode:?} ({label} for {ms} ms)"), Target::Store(label.clone()), ms, true))
+            active.push(Active {
+                until,
+                undo: Undo::Proxy(i),
+            });
+            Some(fault(
+                format!("store-{mode:?} ({label} for {ms} ms)"),
+                Target::Store(label.clone()),
+                ms,
+                true,
+            ))
         }
         _ => {
             // The token endpoint: injected answers at the emulator, or the proxy before it.
             let (what, eats, window) = match a % 8 {
                 0 => {
                     for _ in 0..=(ms % 3) {
-                        w.emu.inject(EmuFault::Status { status: 500, retry_after: None });
+                        w.emu.inject(EmuFault::Status {
+                            status: 500,
+                            retry_after: None,
+                        });
                     }
-                    (format!("endpoint-500 (next {} requests)", ms % 3 + 1), false, 20_000)
+                    (
+                        format!("endpoint-500 (next {} requests)", ms % 3 + 1),
+                        false,
+                        20_000,
+                    )
                 }
                 1 => {
-                    w.emu.inject(EmuFault::Status { status: 503, retry_after: Some(1) });
+                    w.emu.inject(EmuFault::Status {
+                        status: 503,
+                        retry_after: Some(1),
+                    });
                     ("endpoint-503 (Retry-After 1)".to_owned(), false, 20_000)
                 }
                 2 => {
                     for _ in 0..=(ms % 2) {
-                        w.emu.inject(EmuFault::Status { status: 429, retry_after: Some(1) });
+                        w.emu.inject(EmuFault::Status {
+                            status: 429,
+                            retry_after: Some(1),
+                        });
                     }
                     ("endpoint-429 (Retry-After 1)".to_owned(), false, 20_000)
                 }
                 3 => {
-                    w.emu.inject(EmuFault::Delay(Duration::from_millis(1500 + ms % 2500)));
-                    ("endpoint-slow (next request held)".to_owned(), false, 20_000)
+                    w.emu
+                        .inject(EmuFault::Delay(Duration::from_millis(1500 + ms % 2500)));
+                    (
+                        "endpoint-slow (next request held)".to_owned(),
+                        false,
+                        20_000,
+                    )
                 }
                 4 => {
                     // Longer than nsauth's 10 s request timeout: the client gives up, the
                     // emulator still answers (and rotates) afterwards.
                     w.emu.inject(EmuFault::Delay(Duration::from_secs(12)));
-                    ("endpoint-timeout (next request held 12 s)".to_owned(), true, 40_000)
+                    (
+                        "endpoint-timeout (next request held 12 s)".to_owned(),
+                        true,
+                        40_000,
+                    )
                 }
                 m => {
                     if w.emu_proxy.mode() != Mode::Forward {
@@ -237,7 +310,10 @@ fn inject(w: &World, reg: &Registry, active: &mut Vec<Active>, kind: u64, a: u64
                     }
                     let mode = [Mode::DropAnswer, Mode::Pause, Mode::Refuse][(m - 5) as usize];
                     w.emu_proxy.set(mode);
-                    active.push(Active { until, undo: Undo::EmuProxy });
+                    active.push(Active {
+                        until,
+                        undo: Undo::EmuProxy,
+                    });
                     (format!("emulator-{mode:?} ({ms} ms)"), true, ms)
                 }
             };
@@ -246,7 +322,15 @@ fn inject(w: &World, reg: &Registry, active: &mut Vec<Active>, kind: u64, a: u64
     }
 }
 
-fn op(id: usize, slot: usize, kind: OpKind, skew: i64, start_ms: u64, ran: Ran, note: String) -> Op {
+fn op(
+    id: usize,
+    slot: usize,
+    kind: OpKind,
+    skew: i64,
+    start_ms: u64,
+    ran: Ran,
+    note: String,
+) -> Op {
     Op {
         id,
         slot,
@@ -262,7 +346,14 @@ fn op(id: usize, slot: usize, kind: OpKind, skew: i64, start_ms: u64, ran: Ran, 
 }
 
 /// One operation; more than one record when it copies a profile (then a `token` on the copy).
-pub fn run_op(w: &World, reg: &Registry, id: usize, slot: usize, kind: OpKind, skew: i64) -> Vec<Op> {
+pub fn run_op(
+    w: &World,
+    reg: &Registry,
+    id: usize,
+    slot: usize,
+    kind: OpKind,
+    skew: i64,
+) -> Vec<Op> {
     let store = w.slots[slot].store.clone();
     let start = now_ms();
     let simple = |args: &[&str]| {
@@ -272,7 +363,10 @@ pub fn run_op(w: &World, reg: &Registry, id: usize, slot: usize, kind: OpKind, s
     };
     let copy = Store {
         label: "copy",
-        uri: format!("sqlite://{}", w.tmp.join(format!("copies/op-{id}.db")).display()),
+        uri: format!(
+            "sqlite://{}",
+            w.tmp.join(format!("copies/op-{id}.db")).display()
+        ),
         env: vec![],
     };
     let ran = match kind {
@@ -283,7 +377,11 @@ pub fn run_op(w: &World, reg: &Registry, id: usize, slot: usize, kind: OpKind, s
         OpKind::Login => {
             let mut steps = w.login(reg, id, slot, skew);
             let last = steps.pop().expect("a login has a step");
-            let stderr: String = steps.iter().map(|s| s.stderr.as_str()).chain([last.stderr.as_str()]).collect();
+            let stderr: String = steps
+                .iter()
+                .map(|s| s.stderr.as_str())
+                .chain([last.stderr.as_str()])
+                .collect();
             Ran { stderr, ..last }
         }
         OpKind::Migrate => simple(&["migrate", "--to", &copy.uri]),
@@ -291,14 +389,31 @@ pub fn run_op(w: &World, reg: &Registry, id: usize, slot: usize, kind: OpKind, s
             let bundle = w.tmp.join(format!("copies/op-{id}.age"));
             let _ = std::fs::create_dir_all(w.tmp.join("copies"));
             let b = bundle.display().to_string();
-            let export = simple(&["share", "export", "--recipient", &w.recipient, "--with-tokens", "--out", &b]);
+            let export = simple(&[
+                "share",
+                "export",
+                "--recipient",
+                &w.recipient,
+                "--with-tokens",
+                "--out",
+                &b,
+            ]);
             if !export.outcome.ok() {
                 export
             } else {
                 let mut c = w.cmd(slot, &copy, skew);
-                c.args(["share", "import", &b, "--identity", &w.identity.display().to_string()]);
+                c.args([
+                    "share",
+                    "import",
+                    &b,
+                    "--identity",
+                    &w.identity.display().to_string(),
+                ]);
                 let import = exec::run(reg, id, slot, c, None, OP_DEADLINE);
-                Ran { stderr: format!("{}{}", export.stderr, import.stderr), ..import }
+                Ran {
+                    stderr: format!("{}{}", export.stderr, import.stderr),
+                    ..import
+                }
             }
         }
         OpKind::VerifyCopy => unreachable!("VerifyCopy follows a copy"),
@@ -310,7 +425,15 @@ pub fn run_op(w: &World, reg: &Registry, id: usize, slot: usize, kind: OpKind, s
         let mut c = w.cmd(slot, &copy, 0);
         c.arg("token");
         let ran = exec::run(reg, id, slot, c, None, OP_DEADLINE);
-        out.push(op(id, slot, OpKind::VerifyCopy, 0, start, ran, format!(" (copy op-{id}.db)")));
+        out.push(op(
+            id,
+            slot,
+            OpKind::VerifyCopy,
+            0,
+            start,
+            ran,
+            format!(" (copy op-{id}.db)"),
+        ));
     }
     out
 }

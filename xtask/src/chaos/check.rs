@@ -85,7 +85,10 @@ fn expected(ops: &[&Op], flavor: Flavor) -> Expect {
         (Outcome::Exit(0), _) => Expect::NoGrant("moved to a copy"),
         // Refused before anything was stored: the state before it holds.
         (Outcome::Exit(2), _) => expected(
-            &ops.iter().copied().filter(|o| o.id != last.id).collect::<Vec<_>>(),
+            &ops.iter()
+                .copied()
+                .filter(|o| o.id != last.id)
+                .collect::<Vec<_>>(),
             flavor,
         ),
         _ => Expect::Unknown,
@@ -112,30 +115,64 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
 
     for o in &h.ops {
         if o.outcome == Outcome::Hung {
-            bad(Some(o.slot), format!("op #{} {:?} did not finish within the deadline", o.id, o.kind));
+            bad(
+                Some(o.slot),
+                format!(
+                    "op #{} {:?} did not finish within the deadline",
+                    o.id, o.kind
+                ),
+            );
         }
     }
 
     // 1. Printed tokens.
-    for o in h.ops.iter().filter(|o| is_printing(o.kind) && o.outcome.ok()) {
+    for o in h
+        .ops
+        .iter()
+        .filter(|o| is_printing(o.kind) && o.outcome.ok())
+    {
         let slot = &w.slots[o.slot];
         v.tokens_checked += 1;
         let printed = o.stdout.trim_end_matches('\n');
         if printed.lines().count() != 1 {
-            bad(Some(o.slot), format!("op #{} {:?} printed {} lines, not one token", o.id, o.kind, printed.lines().count()));
+            bad(
+                Some(o.slot),
+                format!(
+                    "op #{} {:?} printed {} lines, not one token",
+                    o.id,
+                    o.kind,
+                    printed.lines().count()
+                ),
+            );
             continue;
         }
         let Some(t) = access.get(printed.trim()) else {
-            bad(Some(o.slot), format!("op #{} {:?} printed a token the emulator never issued as an access token", o.id, o.kind));
+            bad(
+                Some(o.slot),
+                format!(
+                    "op #{} {:?} printed a token the emulator never issued as an access token",
+                    o.id, o.kind
+                ),
+            );
             continue;
         };
         if t.client_id != slot.client_id {
-            bad(Some(o.slot), format!("op #{} {:?} printed a token of client {} (profile {})", o.id, o.kind, t.client_id, slot.label));
+            bad(
+                Some(o.slot),
+                format!(
+                    "op #{} {:?} printed a token of client {} (profile {})",
+                    o.id, o.kind, t.client_id, slot.label
+                ),
+            );
         }
         if let Some((Invalidated::Revoked, Some(at))) = t.invalidated {
             let revoked_before = o.kind != OpKind::VerifyCopy
                 && h.ops.iter().any(|r| {
-                    r.slot == o.slot && r.kind == OpKind::Revoke && r.outcome.ok() && r.end_ms >= at && r.end_ms < o.start_ms
+                    r.slot == o.slot
+                        && r.kind == OpKind::Revoke
+                        && r.outcome.ok()
+                        && r.end_ms >= at
+                        && r.end_ms < o.start_ms
                 });
             if revoked_before {
                 bad(Some(o.slot), format!("op #{} {:?} printed a token revoked {} ms before it started, by a revoke that had finished", o.id, o.kind, o.start_ms.saturating_sub(at)));
@@ -151,23 +188,36 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
                 .map_or(String::new(), |p| {
                     format!(" [skew: op #{} ran with its clock {:+} s off and wrote this profile {:.1} s before]", p.id, p.skew, (o.start_ms - p.end_ms) as f64 / 1000.0)
                 });
-            bad(Some(o.slot), format!(
-                "op #{} {:?} printed a token with {} s left (--min-ttl {MIN_TTL}){skewed}",
-                o.id,
-                o.kind,
-                (t.expires_at * 1000).saturating_sub(o.start_ms) as f64 / 1000.0
-            ));
+            bad(
+                Some(o.slot),
+                format!(
+                    "op #{} {:?} printed a token with {} s left (--min-ttl {MIN_TTL}){skewed}",
+                    o.id,
+                    o.kind,
+                    (t.expires_at * 1000).saturating_sub(o.start_ms) as f64 / 1000.0
+                ),
+            );
         }
     }
 
     // 2. Grants after recovery.
     for (i, slot) in w.slots.iter().enumerate() {
-        let ops: Vec<&Op> = h.ops.iter().filter(|o| o.slot == i && o.id < recovery_from).collect();
-        let recovery: Vec<&Op> = h.ops.iter().filter(|o| o.slot == i && o.id >= recovery_from).collect();
+        let ops: Vec<&Op> = h
+            .ops
+            .iter()
+            .filter(|o| o.slot == i && o.id < recovery_from)
+            .collect();
+        let recovery: Vec<&Op> = h
+            .ops
+            .iter()
+            .filter(|o| o.slot == i && o.id >= recovery_from)
+            .collect();
         let Some(last) = recovery.iter().find(|o| o.kind == OpKind::Recover) else {
             continue;
         };
-        let refresh_ok = recovery.iter().any(|o| o.kind == OpKind::RefreshForce && o.outcome.ok());
+        let refresh_ok = recovery
+            .iter()
+            .any(|o| o.kind == OpKind::RefreshForce && o.outcome.ok());
         let live = last.outcome.ok()
             && access
                 .get(last.stdout.trim())
@@ -185,7 +235,9 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
                     f.may_eat_answers
                         && f.end_ms >= since_login
                         && hits(f, i, slot.store.label)
-                        && ops.iter().any(|o| o.start_ms <= f.end_ms && o.end_ms >= f.start_ms)
+                        && ops
+                            .iter()
+                            .any(|o| o.start_ms <= f.end_ms && o.end_ms >= f.start_ms)
                 });
                 let why = format!(
                     "the grant is lost: recovery refresh {}, token {:?}: {}",
@@ -194,11 +246,16 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
                     last.stderr.lines().last().unwrap_or_default()
                 );
                 match eaten {
-                    Some(f) if slot.flavor == Flavor::Public => v.excused_losses.push((i, format!("{why} (after {})", f.what))),
+                    Some(f) if slot.flavor == Flavor::Public => v
+                        .excused_losses
+                        .push((i, format!("{why} (after {})", f.what))),
                     _ => bad(Some(i), why),
                 }
             }
-            Expect::NoGrant(how) if live => bad(Some(i), format!("the grant was {how}, yet the recovery run got a live token")),
+            Expect::NoGrant(how) if live => bad(
+                Some(i),
+                format!("the grant was {how}, yet the recovery run got a live token"),
+            ),
             Expect::NoGrant(_) => {}
             Expect::Unknown => v.unknown += 1,
         }
@@ -215,13 +272,26 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
         let ops: Vec<&Op> = h.ops.iter().filter(|o| o.slot == i).collect();
         for pair in issued.windows(2) {
             let (prev, cur) = (pair[0], pair[1]);
-            if cur.issued_by == IssuedBy::AuthorizationCode || cur.issued_at_ms - prev.issued_at_ms >= window {
+            if cur.issued_by == IssuedBy::AuthorizationCode
+                || cur.issued_at_ms - prev.issued_at_ms >= window
+            {
                 continue;
             }
             let at = cur.issued_at_ms;
             let by_op = ops.iter().any(|o| {
-                let forcing = matches!(o.kind, OpKind::RefreshForce | OpKind::Login | OpKind::Migrate | OpKind::Share | OpKind::VerifyCopy);
-                let until = if o.skew != 0 { o.end_ms + (ACCESS_TTL + 130) * 1000 } else { o.end_ms };
+                let forcing = matches!(
+                    o.kind,
+                    OpKind::RefreshForce
+                        | OpKind::Login
+                        | OpKind::Migrate
+                        | OpKind::Share
+                        | OpKind::VerifyCopy
+                );
+                let until = if o.skew != 0 {
+                    o.end_ms + (ACCESS_TTL + 130) * 1000
+                } else {
+                    o.end_ms
+                };
                 (forcing || o.skew != 0) && o.start_ms <= at && at <= until
             });
             let by_fault = h.faults.iter().any(|f| {
@@ -256,7 +326,11 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
     }
     let mut scan = |slot: Option<usize>, what: &str, text: &str| {
         if let Some(s) = fixed.iter().find(|s| text.contains(**s)) {
-            let kind = if *s == w.secrets[0] { "the store key" } else { "a client secret or store credential" };
+            let kind = if *s == w.secrets[0] {
+                "the store key"
+            } else {
+                "a client secret or store credential"
+            };
             bad(slot, format!("{what} contains {kind}"));
         }
         let leaked = text
@@ -268,9 +342,17 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
         }
     };
     for o in &h.ops {
-        scan(Some(o.slot), &format!("stderr of op #{} {:?}", o.id, o.kind), &o.stderr);
+        scan(
+            Some(o.slot),
+            &format!("stderr of op #{} {:?}", o.id, o.kind),
+            &o.stderr,
+        );
         if !is_printing(o.kind) {
-            scan(Some(o.slot), &format!("stdout of op #{} {:?}", o.id, o.kind), &o.stdout);
+            scan(
+                Some(o.slot),
+                &format!("stdout of op #{} {:?}", o.id, o.kind),
+                &o.stdout,
+            );
         }
     }
     for f in audit_logs(&w.tmp) {
@@ -286,7 +368,9 @@ fn audit_logs(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -322,15 +406,33 @@ mod tests {
     fn the_last_grant_change_decides_unless_it_raced() {
         let login = op(1, OpKind::Login, 0, 10, Outcome::Exit(0));
         let revoke = op(2, OpKind::Revoke, 20, 30, Outcome::Exit(0));
-        assert_eq!(expected(&[&login, &revoke], Flavor::Public), Expect::NoGrant("revoked"));
+        assert_eq!(
+            expected(&[&login, &revoke], Flavor::Public),
+            Expect::NoGrant("revoked")
+        );
         let relogin = op(3, OpKind::Login, 25, 40, Outcome::Exit(0));
-        assert_eq!(expected(&[&login, &revoke, &relogin], Flavor::Public), Expect::Unknown);
+        assert_eq!(
+            expected(&[&login, &revoke, &relogin], Flavor::Public),
+            Expect::Unknown
+        );
         let killed = op(4, OpKind::Revoke, 50, 60, Outcome::Killed);
-        assert_eq!(expected(&[&login, &killed], Flavor::Confidential), Expect::Unknown);
+        assert_eq!(
+            expected(&[&login, &killed], Flavor::Confidential),
+            Expect::Unknown
+        );
         let refused = op(5, OpKind::Revoke, 50, 60, Outcome::Exit(2));
-        assert_eq!(expected(&[&login, &refused], Flavor::Confidential), Expect::Grant);
+        assert_eq!(
+            expected(&[&login, &refused], Flavor::Confidential),
+            Expect::Grant
+        );
         let moved = op(6, OpKind::Migrate, 50, 60, Outcome::Exit(0));
-        assert_eq!(expected(&[&login, &moved], Flavor::Confidential), Expect::Grant);
-        assert_eq!(expected(&[&login, &moved], Flavor::Public), Expect::NoGrant("moved to a copy"));
+        assert_eq!(
+            expected(&[&login, &moved], Flavor::Confidential),
+            Expect::Grant
+        );
+        assert_eq!(
+            expected(&[&login, &moved], Flavor::Public),
+            Expect::NoGrant("moved to a copy")
+        );
     }
 }

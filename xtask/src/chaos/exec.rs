@@ -123,7 +123,10 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(15));
     };
     reg.remove(&p);
-    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
     // A process that exited on its own keeps its exit code even if a kill raced with it.
     let outcome = match status.and_then(|s| s.code()) {
         Some(c) => Outcome::Exit(c),

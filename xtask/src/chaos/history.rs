@@ -106,7 +106,10 @@ impl History {
             };
             ev.push((
                 o.start_ms,
-                format!("op #{} {:?} on {slot_name}{skew}{} starts", o.id, o.kind, o.store_note),
+                format!(
+                    "op #{} {:?} on {slot_name}{skew}{} starts",
+                    o.id, o.kind, o.store_note
+                ),
             ));
             let mut end = format!("op #{} {:?} ends: {:?}", o.id, o.kind, o.outcome);
             if !o.outcome.ok() {

@@ -56,7 +56,10 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         };
         match a.as_str() {
             "--seed" => o.cfg.seed = num("--seed")? as u64,
-            "--minutes" => o.cfg.budget = Budget::Time(Duration::from_secs_f64(num("--minutes")?.max(0.05) * 60.0)),
+            "--minutes" => {
+                o.cfg.budget =
+                    Budget::Time(Duration::from_secs_f64(num("--minutes")?.max(0.05) * 60.0))
+            }
             "--ops" => o.cfg.budget = Budget::Ops(num("--ops")?.max(1.0) as usize),
             "--concurrency" => o.cfg.concurrency = num("--concurrency")?.clamp(1.0, 32.0) as usize,
             "--no-build" => o.build = false,
@@ -80,7 +83,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 pub fn run(args: &[String]) -> Result<(), String> {
     let pids = std::fs::read_to_string(crate::services::dir().join("pids")).unwrap_or_default();
     let env_file = std::fs::read_to_string(crate::services::dir().join("env")).unwrap_or_default();
-    let running = pids.lines().any(|p| !p.trim().is_empty() && crate::bench::pid_alive(p));
+    let running = pids
+        .lines()
+        .any(|p| !p.trim().is_empty() && crate::bench::pid_alive(p));
     let env: Vec<(String, String)> = if running {
         env_file
             .lines()
@@ -118,7 +123,10 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
         .unwrap_or_else(|| crate::bench::root().join("target"));
     let bin = target.join("debug/nsauth");
     if !bin.exists() {
-        return Err(format!("{} is missing: run without --no-build", bin.display()));
+        return Err(format!(
+            "{} is missing: run without --no-build",
+            bin.display()
+        ));
     }
     let began = Instant::now();
     let w = world::World::new(bin, remote)?;
@@ -128,12 +136,20 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
     eprintln!(
         "xtask chaos: {} profiles on {}; sandbox {}",
         w.slots.len(),
-        w.slots.iter().map(|s| s.store.label).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(", "),
+        w.slots
+            .iter()
+            .map(|s| s.store.label)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", "),
         w.tmp.display()
     );
     if let Err(e) = w.prepare() {
         w.finish(true);
-        return Err(format!("setting the profiles up failed (no fault yet): {e}"));
+        return Err(format!(
+            "setting the profiles up failed (no fault yet): {e}"
+        ));
     }
     let t0 = history::now_ms();
     let (mut h, fault_counts) = campaign::run(&w, cfg);
@@ -150,11 +166,19 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
         e.1 += usize::from(o.outcome.ok());
         let code = match &o.outcome {
             history::Outcome::Exit(c) => format!("exit {c}"),
-            other => format!("{other:?}").split('(').next().unwrap_or_default().to_owned(),
+            other => format!("{other:?}")
+                .split('(')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
         };
         *codes.entry(code).or_default() += 1;
     }
-    let ops_n = h.ops.iter().filter(|o| o.id < recovery_from && o.kind != OpKind::VerifyCopy).count();
+    let ops_n = h
+        .ops
+        .iter()
+        .filter(|o| o.id < recovery_from && o.kind != OpKind::VerifyCopy)
+        .count();
     let faults_n: usize = fault_counts.values().sum();
     let mut s = String::new();
     let _ = writeln!(
@@ -170,10 +194,30 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
     let _ = writeln!(
         s,
         "  operations (ok/all): {}",
-        by_kind.iter().map(|(k, (n, ok))| format!("{k} {ok}/{n}")).collect::<Vec<_>>().join(", ")
+        by_kind
+            .iter()
+            .map(|(k, (n, ok))| format!("{k} {ok}/{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let _ = writeln!(s, "  outcomes: {}", codes.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
-    let _ = writeln!(s, "  faults: {}", fault_counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        s,
+        "  outcomes: {}",
+        codes
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "  faults: {}",
+        fault_counts
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let _ = writeln!(
         s,
         "  checked: {} printed tokens; {} early issuances excused; {} grants left open by the history; {} public grants lost to answer-eating faults",
@@ -217,12 +261,18 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
     }
     for i in slots_seen {
         let slot = &w.slots[i];
-        eprintln!("\nhistory of {} (client {}), seed {}:", slot.label, slot.client_id, cfg.seed);
+        eprintln!(
+            "\nhistory of {} (client {}), seed {}:",
+            slot.label, slot.client_id, cfg.seed
+        );
         for l in h.lines_for(i, slot.store.label, &slot.label, t0) {
             eprintln!("{l}");
         }
     }
-    eprintln!("\nxtask chaos: the sandbox (stores, journal, history.log) is kept in {}", w.tmp.display());
+    eprintln!(
+        "\nxtask chaos: the sandbox (stores, journal, history.log) is kept in {}",
+        w.tmp.display()
+    );
     let n = verdict.violations.len();
     let seed = cfg.seed;
     w.finish(true);

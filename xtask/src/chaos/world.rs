@@ -68,16 +68,26 @@ impl World {
     /// Sets everything up; `remote` is the `.services/env` of running OpenBao/moto, if any.
     pub fn new(bin: PathBuf, remote: &[(String, String)]) -> Result<World, String> {
         let run_id = hex(&crate::bench::random_bytes::<4>());
-        let tmp = std::env::temp_dir().join(format!("nsauth-chaos-{}-{run_id}", std::process::id()));
+        let tmp =
+            std::env::temp_dir().join(format!("nsauth-chaos-{}-{run_id}", std::process::id()));
         let home = tmp.join("home");
         std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
         let key = crate::bench::base64(&crate::bench::random_bytes::<32>());
         let base_env = vec![
             ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
             ("HOME".to_owned(), home.display().to_string()),
-            ("XDG_CONFIG_HOME".to_owned(), home.join(".config").display().to_string()),
-            ("XDG_DATA_HOME".to_owned(), home.join(".local/share").display().to_string()),
-            ("XDG_STATE_HOME".to_owned(), home.join(".local/state").display().to_string()),
+            (
+                "XDG_CONFIG_HOME".to_owned(),
+                home.join(".config").display().to_string(),
+            ),
+            (
+                "XDG_DATA_HOME".to_owned(),
+                home.join(".local/share").display().to_string(),
+            ),
+            (
+                "XDG_STATE_HOME".to_owned(),
+                home.join(".local/state").display().to_string(),
+            ),
             ("NSAUTH_STORE_KEY".to_owned(), key.clone()),
         ];
         let sb = Sandbox { bin, base_env };
@@ -117,10 +127,17 @@ impl World {
                 .map(|(_, v)| v.clone())
                 .filter(|v| !v.is_empty())
         };
-        match (get("NSAUTH_TEST_VAULT_ADDR"), get("NSAUTH_TEST_VAULT_TOKEN")) {
+        match (
+            get("NSAUTH_TEST_VAULT_ADDR"),
+            get("NSAUTH_TEST_VAULT_TOKEN"),
+        ) {
             (Some(addr), Some(token)) => {
                 vault_token = Some(token.clone());
-                let p = Proxy::start(addr.trim_start_matches("http://").trim_end_matches('/').into())?;
+                let p = Proxy::start(
+                    addr.trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .into(),
+                )?;
                 stores.push(Store {
                     label: "vault",
                     uri: format!("vault+http://{}/secret/nsauth/chaos-{run_id}", p.addr),
@@ -128,15 +145,25 @@ impl World {
                 });
                 store_proxies.push(("vault".to_owned(), p));
             }
-            _ => notes.push("vault: skipped — OpenBao is not running (cargo xtask services up)".into()),
+            _ => notes
+                .push("vault: skipped — OpenBao is not running (cargo xtask services up)".into()),
         }
         match get("NSAUTH_TEST_AWS_ENDPOINT") {
             Some(ep) => {
-                let p = Proxy::start(ep.trim_start_matches("http://").trim_end_matches('/').into())?;
-                let env = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_EC2_METADATA_DISABLED"]
-                    .iter()
-                    .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
-                    .collect();
+                let p = Proxy::start(
+                    ep.trim_start_matches("http://")
+                        .trim_end_matches('/')
+                        .into(),
+                )?;
+                let env = [
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_REGION",
+                    "AWS_EC2_METADATA_DISABLED",
+                ]
+                .iter()
+                .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
+                .collect();
                 stores.push(Store {
                     label: "aws-sm",
                     uri: format!(
@@ -147,7 +174,9 @@ impl World {
                 });
                 store_proxies.push(("aws-sm".to_owned(), p));
             }
-            None => notes.push("aws-sm: skipped — moto is not running (cargo xtask services up)".into()),
+            None => {
+                notes.push("aws-sm: skipped — moto is not running (cargo xtask services up)".into())
+            }
         }
         let faketime = Path::new(FAKETIME_LIB).exists();
         if !faketime {
@@ -173,7 +202,10 @@ impl World {
         };
         w.identity = w.tmp.join("share/identity.txt");
         let id = w.identity.display().to_string();
-        w.recipient = w.sb.ok(None, &["share", "keygen", "--out", &id])?.trim().to_owned();
+        w.recipient =
+            w.sb.ok(None, &["share", "keygen", "--out", &id])?
+                .trim()
+                .to_owned();
         for store in stores {
             for flavor in [Flavor::Confidential, Flavor::Public, Flavor::M2m] {
                 w.add_slot(store.clone(), flavor)?;
@@ -193,17 +225,24 @@ impl World {
         match flavor {
             Flavor::Confidential => {
                 let s = hex(&crate::bench::random_bytes::<24>());
-                self.emu.add_client(ClientSpec::confidential(&client_id, &s, REDIRECT));
+                self.emu
+                    .add_client(ClientSpec::confidential(&client_id, &s, REDIRECT));
                 self.secrets.push(s.clone());
                 secret = Some(s);
             }
-            Flavor::Public => self.emu.add_client(ClientSpec::public(&client_id, REDIRECT)),
+            Flavor::Public => self
+                .emu
+                .add_client(ClientSpec::public(&client_id, REDIRECT)),
             Flavor::M2m => {
                 self.emu.add_client(ClientSpec::m2m(&client_id));
                 let dir = self.tmp.join(format!("keys/{client_id}"));
                 let d = dir.display().to_string();
-                self.sb.ok(None, &["m2m", "keygen", "--out", &d, "--algorithm", "ec-p256"])?;
-                let cert = std::fs::read_to_string(dir.join("certificate.pem")).map_err(|e| e.to_string())?;
+                self.sb.ok(
+                    None,
+                    &["m2m", "keygen", "--out", &d, "--algorithm", "ec-p256"],
+                )?;
+                let cert = std::fs::read_to_string(dir.join("certificate.pem"))
+                    .map_err(|e| e.to_string())?;
                 let kid = format!("kid-{client_id}");
                 self.emu.add_certificate(
                     &client_id,
@@ -250,14 +289,33 @@ impl World {
         } else {
             format!("http://{}", self.emu_proxy.addr)
         };
-        let mut args: Vec<String> = ["profile", "set", &s.profile, "--account-id", self.emu.account_id(), "--client-id", &s.client_id, "--scope", "rest_webservices", "--base-url", &base]
-            .iter()
-            .map(|a| (*a).to_owned())
-            .collect();
+        let mut args: Vec<String> = [
+            "profile",
+            "set",
+            &s.profile,
+            "--account-id",
+            self.emu.account_id(),
+            "--client-id",
+            &s.client_id,
+            "--scope",
+            "rest_webservices",
+            "--base-url",
+            &base,
+        ]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
         match (&self.m2m_keys[slot], &self.client_secrets[slot]) {
             (Some((kid, key)), _) => args.extend(
-                ["--grant", "client-credentials", "--certificate-id", kid, "--private-key-file", &key.display().to_string()]
-                    .map(str::to_owned),
+                [
+                    "--grant",
+                    "client-credentials",
+                    "--certificate-id",
+                    kid,
+                    "--private-key-file",
+                    &key.display().to_string(),
+                ]
+                .map(str::to_owned),
             ),
             (None, secret) => {
                 args.extend(["--redirect-uri", REDIRECT].map(str::to_owned));
@@ -269,11 +327,23 @@ impl World {
         let mut c = self.sb.nsauth(Some(&s.store));
         c.args(&args);
         let input = self.client_secrets[slot].as_ref().map(|s| format!("{s}\n"));
-        let ran = exec::run(&Registry::default(), 0, slot, c, input.as_deref(), OP_DEADLINE);
+        let ran = exec::run(
+            &Registry::default(),
+            0,
+            slot,
+            c,
+            input.as_deref(),
+            OP_DEADLINE,
+        );
         if ran.outcome.ok() {
             Ok(())
         } else {
-            Err(format!("profile set for {} failed: {:?} {}", s.label, ran.outcome, ran.stderr.trim()))
+            Err(format!(
+                "profile set for {} failed: {:?} {}",
+                s.label,
+                ran.outcome,
+                ran.stderr.trim()
+            ))
         }
     }
 
@@ -321,8 +391,17 @@ impl World {
         for (i, s) in self.slots.iter().enumerate() {
             self.profile_set(i)?;
             if s.flavor != Flavor::M2m {
-                if let Some(bad) = self.login(&reg, 0, i, 0).into_iter().find(|r| !r.outcome.ok()) {
-                    return Err(format!("login for {} failed: {:?} {}", s.label, bad.outcome, bad.stderr.trim()));
+                if let Some(bad) = self
+                    .login(&reg, 0, i, 0)
+                    .into_iter()
+                    .find(|r| !r.outcome.ok())
+                {
+                    return Err(format!(
+                        "login for {} failed: {:?} {}",
+                        s.label,
+                        bad.outcome,
+                        bad.stderr.trim()
+                    ));
                 }
             }
         }
