@@ -236,7 +236,7 @@ fn inject(
             if p.mode() != Mode::Forward {
                 return None;
             }
-            let mode = if a % 2 == 0 {
+            let mode = if a.is_multiple_of(2) {
                 Mode::Pause
             } else {
                 Mode::Refuse
