@@ -48,6 +48,58 @@ const WEIGHTS: [u64; 7] = [40, 12, 10, 8, 5, 4, 4];
 const WEIGHTS_M2M: [u64; 7] = [50, 15, 10, 0, 0, 4, 0];
 const SKEWS: [i64; 4] = [-120, -40, 40, 120];
 
+/// One step of the campaign, as the seed decides it: an operation or a fault, and the pause
+/// before the next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub is_fault: bool,
+    pub slot: usize,
+    pub kind: OpKind,
+    /// Clock offset for the operation (0: the right time).
+    pub skew: i64,
+    /// Which fault (0..100) and its parameters: a pick and a duration in ms.
+    pub fault_kind: u64,
+    pub a: u64,
+    pub b: u64,
+    pub gap: u64,
+}
+
+/// The seeded sequence of steps. Each step draws the same number of values whatever
+/// happens at run time, so that a seed replays the same choices.
+#[derive(Debug)]
+pub struct Plan(Rng);
+
+impl Plan {
+    pub fn new(seed: u64) -> Self {
+        Self(Rng::new(seed))
+    }
+
+    /// The next step over slots of these flavours.
+    pub fn next(&mut self, flavors: &[Flavor]) -> Step {
+        let r = &mut self.0;
+        let is_fault = r.chance(22);
+        let slot = r.below(flavors.len() as u64) as usize;
+        let weights = if flavors[slot] == Flavor::M2m {
+            &WEIGHTS_M2M
+        } else {
+            &WEIGHTS
+        };
+        let kind = KINDS[r.weighted(weights)];
+        let skewed = r.chance(8);
+        let skew = SKEWS[r.below(4) as usize];
+        Step {
+            is_fault,
+            slot,
+            kind,
+            skew: if skewed { skew } else { 0 },
+            fault_kind: r.below(100),
+            a: r.next_u64(),
+            b: r.range(300, 12_000),
+            gap: r.range(10, 350),
+        }
+    }
+}
+
 /// A fault still in force, and how to lift it.
 enum Undo {
     Proxy(usize),
@@ -62,7 +114,8 @@ struct Active {
 
 /// Runs the campaign; returns the history and counts per fault kind.
 pub fn run(w: &World, cfg: &Config) -> (History, BTreeMap<String, usize>) {
-    let mut rng = Rng::new(cfg.seed);
+    let mut plan = Plan::new(cfg.seed);
+    let flavors: Vec<Flavor> = w.slots.iter().map(|s| s.flavor).collect();
     let hist = Mutex::new(History::default());
     let reg = Registry::default();
     let running = AtomicUsize::new(0);
@@ -85,20 +138,16 @@ pub fn run(w: &World, cfg: &Config) -> (History, BTreeMap<String, usize>) {
                 break;
             }
             lift_due(w, &mut active, false);
-            // Every step draws the same number of values, whatever happens, so that a seed
-            // replays the same choices.
-            let is_fault = rng.chance(22);
-            let slot = rng.below(w.slots.len() as u64) as usize;
-            let flavor = w.slots[slot].flavor;
-            let kind = KINDS[rng.weighted(if flavor == Flavor::M2m {
-                &WEIGHTS_M2M
-            } else {
-                &WEIGHTS
-            })];
-            let skewed = rng.chance(8);
-            let skew = SKEWS[rng.below(4) as usize];
-            let (fault_kind, a, b) = (rng.below(100), rng.next_u64(), rng.range(300, 12_000));
-            let gap = rng.range(10, 350);
+            let Step {
+                is_fault,
+                slot,
+                kind,
+                skew,
+                fault_kind,
+                a,
+                b,
+                gap,
+            } = plan.next(&flavors);
             if is_fault {
                 if let Some(f) = inject(w, &reg, &mut active, fault_kind, a, b) {
                     log(format!("fault {}", f.what));
@@ -111,11 +160,7 @@ pub fn run(w: &World, cfg: &Config) -> (History, BTreeMap<String, usize>) {
                         .push(f);
                 }
             } else {
-                let skew = if skewed && w.faketime && cfg.skew {
-                    skew
-                } else {
-                    0
-                };
+                let skew = if w.faketime && cfg.skew { skew } else { 0 };
                 while running.load(Ordering::SeqCst) >= cfg.concurrency {
                     lift_due(w, &mut active, false);
                     std::thread::sleep(Duration::from_millis(10));
@@ -447,6 +492,27 @@ pub fn recover(w: &World, h: &mut History, first_id: usize) {
         for kind in [OpKind::Token, OpKind::RefreshForce, OpKind::Recover] {
             h.ops.extend(run_op(w, &reg, id, slot, kind, 0));
             id += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_plans_the_same_steps_and_m2m_gets_no_login() {
+        let flavors = [Flavor::Confidential, Flavor::Public, Flavor::M2m];
+        let (mut a, mut b) = (Plan::new(9), Plan::new(9));
+        let xs: Vec<Step> = (0..500).map(|_| a.next(&flavors)).collect();
+        let ys: Vec<Step> = (0..500).map(|_| b.next(&flavors)).collect();
+        assert_eq!(xs, ys);
+        assert!(xs.iter().any(|s| s.is_fault) && xs.iter().any(|s| s.skew != 0));
+        for s in xs.iter().filter(|s| s.slot == 2) {
+            assert!(
+                !matches!(s.kind, OpKind::Login | OpKind::Revoke | OpKind::Share),
+                "{s:?}"
+            );
         }
     }
 }
