@@ -183,10 +183,23 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
             let skewed = h
                 .ops
                 .iter()
-                .filter(|p| p.slot == o.slot && p.skew != 0 && p.end_ms <= o.start_ms && t.issued_at_ms <= p.end_ms + 1000)
-                .max_by_key(|p| p.end_ms)
+                .filter(|p| p.slot == o.slot && p.skew != 0 && p.start_ms <= o.start_ms)
+                .min_by_key(|p| {
+                    let fetched = p.start_ms <= t.issued_at_ms && t.issued_at_ms <= p.end_ms;
+                    (!fetched, o.start_ms - p.start_ms)
+                })
                 .map_or(String::new(), |p| {
-                    format!(" [skew: op #{} ran with its clock {:+} s off and wrote this profile {:.1} s before]", p.id, p.skew, (o.start_ms - p.end_ms) as f64 / 1000.0)
+                    let fetched = p.start_ms <= t.issued_at_ms && t.issued_at_ms <= p.end_ms;
+                    format!(
+                        " [skew: op #{} ran with its clock {:+} s off{}]",
+                        p.id,
+                        p.skew,
+                        if fetched {
+                            " and fetched this token"
+                        } else {
+                            ""
+                        }
+                    )
                 });
             bad(
                 Some(o.slot),
