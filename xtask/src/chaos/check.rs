@@ -14,7 +14,7 @@
 //! 5. No process hung.
 
 use super::history::{Fault, History, Op, OpKind, Outcome, Target};
-use super::world::{Flavor, World, ACCESS_TTL, MIN_TTL};
+use super::world::{Flavor, Slot, ACCESS_TTL, MIN_TTL};
 use nsauth_emulator::{Invalidated, IssuedBy, IssuedToken, TokenKind};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -37,6 +37,16 @@ pub struct Verdict {
     /// Early issuances excused by a forced refresh, a login, a copy, skew or a fault.
     pub excused_refreshes: usize,
     pub tokens_checked: usize,
+}
+
+/// What the checker needs to know of the world.
+#[derive(Debug)]
+pub struct Judged<'a> {
+    pub slots: &'a [Slot],
+    /// The store key first, then client secrets and store credentials.
+    pub secrets: &'a [String],
+    /// Where the audit logs are (searched recursively).
+    pub logs: &'a Path,
 }
 
 /// Slack for the emulator's whole-second `exp` and the time nsauth takes to note it.
@@ -104,7 +114,7 @@ fn hits(f: &Fault, slot: usize, store: &str) -> bool {
 }
 
 /// Judges `h` (campaign and recovery) against the emulator's `ledger`.
-pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usize) -> Verdict {
+pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from: usize) -> Verdict {
     let mut v = Verdict::default();
     let access: HashMap<&str, &IssuedToken> = ledger
         .iter()
@@ -368,7 +378,7 @@ pub fn check(w: &World, h: &History, ledger: &[IssuedToken], recovery_from: usiz
             );
         }
     }
-    for f in audit_logs(&w.tmp) {
+    for f in audit_logs(w.logs) {
         if let Ok(text) = std::fs::read_to_string(&f) {
             scan(None, &format!("audit log {}", f.display()), &text);
         }
@@ -397,55 +407,5 @@ fn audit_logs(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn op(id: usize, kind: OpKind, start: u64, end: u64, outcome: Outcome) -> Op {
-        Op {
-            id,
-            slot: 0,
-            kind,
-            skew: 0,
-            start_ms: start,
-            end_ms: end,
-            outcome,
-            stdout: String::new(),
-            stderr: String::new(),
-            store_note: String::new(),
-        }
-    }
-
-    #[test]
-    fn the_last_grant_change_decides_unless_it_raced() {
-        let login = op(1, OpKind::Login, 0, 10, Outcome::Exit(0));
-        let revoke = op(2, OpKind::Revoke, 20, 30, Outcome::Exit(0));
-        assert_eq!(
-            expected(&[&login, &revoke], Flavor::Public),
-            Expect::NoGrant("revoked")
-        );
-        let relogin = op(3, OpKind::Login, 25, 40, Outcome::Exit(0));
-        assert_eq!(
-            expected(&[&login, &revoke, &relogin], Flavor::Public),
-            Expect::Unknown
-        );
-        let killed = op(4, OpKind::Revoke, 50, 60, Outcome::Killed);
-        assert_eq!(
-            expected(&[&login, &killed], Flavor::Confidential),
-            Expect::Unknown
-        );
-        let refused = op(5, OpKind::Revoke, 50, 60, Outcome::Exit(2));
-        assert_eq!(
-            expected(&[&login, &refused], Flavor::Confidential),
-            Expect::Grant
-        );
-        let moved = op(6, OpKind::Migrate, 50, 60, Outcome::Exit(0));
-        assert_eq!(
-            expected(&[&login, &moved], Flavor::Confidential),
-            Expect::Grant
-        );
-        assert_eq!(
-            expected(&[&login, &moved], Flavor::Public),
-            Expect::NoGrant("moved to a copy")
-        );
-    }
-}
+#[path = "check_tests.rs"]
+mod tests;

@@ -156,7 +156,12 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
     let recovery_from = h.ops.iter().map(|o| o.id).max().unwrap_or(0) + 1;
     campaign::recover(&w, &mut h, recovery_from);
     let ledger = w.emu.issued_tokens();
-    let verdict = check::check(&w, &h, &ledger, recovery_from);
+    let judged = check::Judged {
+        slots: &w.slots,
+        secrets: &w.secrets,
+        logs: &w.tmp,
+    };
+    let verdict = check::check(&judged, &h, &ledger, recovery_from);
 
     let mut by_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
