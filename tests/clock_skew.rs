@@ -1,0 +1,72 @@
+//! End to end: processes whose clocks disagree share one store (a second machine with another
+//! clock, as with a shared Vault or AWS store). Found by `cargo xtask chaos`
+//! (docs/reliability.md); the clocks are moved with libfaketime (`apt-get install faketime`).
+
+use nsauth_e2e::*;
+use std::path::Path;
+
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// `nsauth --profile conf ARGS` with the clock moved by `offset` (e.g. `+40s`).
+fn skewed(sb: &Sandbox, offset: &str, args: &[&str]) -> String {
+    let mut c = sb.cmd();
+    c.env("LD_PRELOAD", FAKETIME)
+        .env("FAKETIME", offset)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .args(["--profile", "conf"])
+        .args(args);
+    let out = c.output().expect("run nsauth");
+    assert_ok(&out, args);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "open finding (docs/reliability.md): the expiry a fast clock writes is trusted by every other process"]
+async fn a_fast_clock_elsewhere_does_not_stretch_min_ttl_here() {
+    if !Path::new(FAKETIME).exists() {
+        eprintln!("skipped: {FAKETIME} is missing (apt-get install faketime)");
+        return;
+    }
+    let emu = emulator().await;
+    emu.set_access_ttl(90);
+    for kind in KINDS {
+        let sb = Sandbox::new(kind);
+        set_confidential_profile(&sb, &emu, "conf");
+        login(&sb, "conf").await;
+        // A process whose clock runs 40 s fast sees 50 s left on the new 90 s token and
+        // refreshes: the token it gets lives 90 s, whatever its clock says.
+        let before = emu.counters().refresh_token;
+        let fast = skewed(&sb, "+40s", &["token"]);
+        assert_eq!(emu.counters().refresh_token, before + 1, "{kind:?}");
+        // A process with the right clock asking for 100 s must not get that token.
+        let here = sb.ok(&["--profile", "conf", "token", "--min-ttl", "100"]);
+        assert!(
+            here != fast,
+            "{kind:?}: a token with about 90 s left was printed for --min-ttl 100"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "open finding (docs/reliability.md): refresh --force after a fast clock's refresh does not refresh"]
+async fn refresh_force_refreshes_after_a_fast_clock_refreshed() {
+    if !Path::new(FAKETIME).exists() {
+        eprintln!("skipped: {FAKETIME} is missing (apt-get install faketime)");
+        return;
+    }
+    let emu = emulator().await;
+    emu.set_access_ttl(90);
+    for kind in KINDS {
+        let sb = Sandbox::new(kind);
+        set_confidential_profile(&sb, &emu, "conf");
+        login(&sb, "conf").await;
+        skewed(&sb, "+40s", &["token"]);
+        let before = emu.counters().refresh_token;
+        sb.ok(&["--profile", "conf", "refresh", "--force"]);
+        assert_eq!(
+            emu.counters().refresh_token,
+            before + 1,
+            "{kind:?}: refresh --force did not reach NetSuite"
+        );
+    }
+}
