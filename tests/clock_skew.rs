@@ -70,3 +70,57 @@ async fn refresh_force_refreshes_after_a_fast_clock_refreshed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_clock_holding_the_lease_does_not_lose_a_public_grant() {
+    if !Path::new(FAKETIME).exists() {
+        eprintln!("skipped: {FAKETIME} is missing (apt-get install faketime)");
+        return;
+    }
+    let emu = emulator().await;
+    emu.set_access_ttl(90);
+    for kind in KINDS {
+        let sb = Sandbox::new(kind);
+        set_public_profile(&sb, &emu, "conf");
+        login(&sb, "conf").await;
+        // A process whose clock is 120 s behind refreshes (it wants more life than the token
+        // has): it takes the refresh lease (30 s by its clock: already over by everyone
+        // else's) and NetSuite is slow to answer it.
+        emu.inject(nsauth_emulator::Fault::Delay(
+            std::time::Duration::from_secs(3),
+        ));
+        let asked = emu.counters().token_requests;
+        let mut slow = sb.cmd();
+        slow.env("LD_PRELOAD", FAKETIME)
+            .env("FAKETIME", "-120s")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .args(["--profile", "conf", "token", "--min-ttl", "1000"]);
+        let mut slow = slow
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Wait until its refresh is on the wire, then a process with the right clock asks.
+        let asking = poll(std::time::Duration::from_secs(10), || {
+            (emu.counters().token_requests > asked).then_some(())
+        });
+        if asking.is_none() {
+            let _ = slow.kill();
+            let out = slow.wait_with_output().expect("wait");
+            panic!("{kind:?}: the slow-clock process never asked NetSuite: {out:?}");
+        }
+        let here = sb.run(&["--profile", "conf", "token", "--min-ttl", "100"]);
+        let slow = slow.wait_with_output().expect("wait");
+        // Whatever each of them printed, the grant must survive: a later run gets a token
+        // that works.
+        let after = sb.run(&["--profile", "conf", "token", "--min-ttl", "100"]);
+        assert!(
+            after.status.success(),
+            "{kind:?}: the grant is lost (here: {:?}, slow: {:?}): {}",
+            here.status,
+            slow.status,
+            String::from_utf8_lossy(&after.stderr)
+        );
+        assert!(token_works(&emu, String::from_utf8_lossy(&after.stdout).trim()).await);
+    }
+}
