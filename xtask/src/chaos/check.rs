@@ -23,6 +23,8 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct Violation {
     pub slot: Option<usize>,
+    /// When it happened (the op's end, the second token's issue), for a short history.
+    pub at_ms: Option<u64>,
     pub what: String,
 }
 
@@ -121,12 +123,15 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
         .filter(|t| t.kind == TokenKind::Access)
         .map(|t| (t.token.as_str(), t))
         .collect();
-    let mut bad = |slot: Option<usize>, what: String| v.violations.push(Violation { slot, what });
+    let mut bad_at = |slot: Option<usize>, at_ms: Option<u64>, what: String| {
+        v.violations.push(Violation { slot, at_ms, what })
+    };
 
     for o in &h.ops {
         if o.outcome == Outcome::Hung {
-            bad(
+            bad_at(
                 Some(o.slot),
+                Some(o.end_ms),
                 format!(
                     "op #{} {:?} did not finish within the deadline",
                     o.id, o.kind
@@ -145,8 +150,9 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
         v.tokens_checked += 1;
         let printed = o.stdout.trim_end_matches('\n');
         if printed.lines().count() != 1 {
-            bad(
+            bad_at(
                 Some(o.slot),
+                Some(o.end_ms),
                 format!(
                     "op #{} {:?} printed {} lines, not one token",
                     o.id,
@@ -157,8 +163,9 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
             continue;
         }
         let Some(t) = access.get(printed.trim()) else {
-            bad(
+            bad_at(
                 Some(o.slot),
+                Some(o.end_ms),
                 format!(
                     "op #{} {:?} printed a token the emulator never issued as an access token",
                     o.id, o.kind
@@ -167,8 +174,9 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
             continue;
         };
         if t.client_id != slot.client_id {
-            bad(
+            bad_at(
                 Some(o.slot),
+                Some(o.end_ms),
                 format!(
                     "op #{} {:?} printed a token of client {} (profile {})",
                     o.id, o.kind, t.client_id, slot.label
@@ -185,7 +193,7 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
                         && r.end_ms < o.start_ms
                 });
             if revoked_before {
-                bad(Some(o.slot), format!("op #{} {:?} printed a token revoked {} ms before it started, by a revoke that had finished", o.id, o.kind, o.start_ms.saturating_sub(at)));
+                bad_at(Some(o.slot), Some(o.end_ms), format!("op #{} {:?} printed a token revoked {} ms before it started, by a revoke that had finished", o.id, o.kind, o.start_ms.saturating_sub(at)));
             }
         }
         if o.skew == 0 && t.expires_at * 1000 + SLACK_MS < o.start_ms + MIN_TTL * 1000 {
@@ -211,8 +219,9 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
                         }
                     )
                 });
-            bad(
+            bad_at(
                 Some(o.slot),
+                Some(o.end_ms),
                 format!(
                     "op #{} {:?} printed a token with {} s left (--min-ttl {MIN_TTL}){skewed}",
                     o.id,
@@ -272,11 +281,12 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
                     Some(f) if slot.flavor == Flavor::Public => v
                         .excused_losses
                         .push((i, format!("{why} (after {})", f.what))),
-                    _ => bad(Some(i), why),
+                    _ => bad_at(Some(i), None, why),
                 }
             }
-            Expect::NoGrant(how) if live => bad(
+            Expect::NoGrant(how) if live => bad_at(
                 Some(i),
+                None,
                 format!("the grant was {how}, yet the recovery run got a live token"),
             ),
             Expect::NoGrant(_) => {}
@@ -326,7 +336,7 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
             if by_op || by_fault {
                 v.excused_refreshes += 1;
             } else {
-                bad(Some(i), format!(
+                bad_at(Some(i), Some(at), format!(
                     "two tokens {} ms apart for {} ({:?} then {:?}) with no forced refresh or fault to explain the second",
                     at - prev.issued_at_ms,
                     slot.label,
@@ -354,14 +364,18 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
             } else {
                 "a client secret or store credential"
             };
-            bad(slot, format!("{what} contains {kind}"));
+            bad_at(slot, None, format!("{what} contains {kind}"));
         }
         let leaked = text
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
             .flat_map(|w| std::iter::once(w).chain(w.split('.')))
             .any(|p| p.len() >= 32 && pieces.contains(p));
         if leaked {
-            bad(slot, format!("{what} contains a token or part of one"));
+            bad_at(
+                slot,
+                None,
+                format!("{what} contains a token or part of one"),
+            );
         }
     };
     for o in &h.ops {

@@ -95,8 +95,16 @@ pub struct History {
 }
 
 impl History {
-    /// The events touching `slot` (on `store`), in time order, one line each.
-    pub fn lines_for(&self, slot: usize, store: &str, slot_name: &str, t0: u64) -> Vec<String> {
+    /// The events touching `slot` (on `store`) between `from` and `to` (ms since the epoch), in
+    /// time order, one line each, times relative to `t0`.
+    pub fn lines_for(
+        &self,
+        slot: usize,
+        store: &str,
+        slot_name: &str,
+        t0: u64,
+        (from, to): (u64, u64),
+    ) -> Vec<String> {
         let mut ev: Vec<(u64, String)> = Vec::new();
         for o in self.ops.iter().filter(|o| o.slot == slot) {
             let skew = if o.skew != 0 {
@@ -132,6 +140,7 @@ impl History {
             }
         }
         ev.sort_by_key(|(t, _)| *t);
+        ev.retain(|(t, _)| from <= *t && *t <= to);
         ev.into_iter()
             .map(|(t, l)| format!("  +{:>8.3}s {l}", t.saturating_sub(t0) as f64 / 1000.0))
             .collect()

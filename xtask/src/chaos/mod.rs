@@ -240,7 +240,7 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
     let mut full = String::new();
     for (i, slot) in w.slots.iter().enumerate() {
         let _ = writeln!(full, "{}:", slot.label);
-        for l in h.lines_for(i, slot.store.label, &slot.label, t0) {
+        for l in h.lines_for(i, slot.store.label, &slot.label, t0, (0, u64::MAX)) {
             let _ = writeln!(full, "{l}");
         }
     }
@@ -254,23 +254,33 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
         w.finish(keep);
         return Ok(());
     }
-    let mut slots_seen = Vec::new();
     for v in &verdict.violations {
         let label = v.slot.map_or("-".to_owned(), |i| w.slots[i].label.clone());
         eprintln!("VIOLATION [{label}] {}", v.what);
-        if let Some(i) = v.slot {
-            if !slots_seen.contains(&i) {
-                slots_seen.push(i);
-            }
-        }
     }
-    for i in slots_seen {
+    // The minimal history of each violation: what touched its profile in the 150 s before it,
+    // or, for a lost grant, since the profile's last successful login.
+    for v in &verdict.violations {
+        let Some(i) = v.slot else { continue };
         let slot = &w.slots[i];
+        let window = match v.at_ms {
+            Some(at) => (at.saturating_sub(150_000), at + 1000),
+            None => {
+                let login = h
+                    .ops
+                    .iter()
+                    .filter(|o| o.slot == i && o.kind == OpKind::Login && o.outcome.ok())
+                    .map(|o| o.start_ms)
+                    .max()
+                    .unwrap_or(0);
+                (login, u64::MAX)
+            }
+        };
         eprintln!(
-            "\nhistory of {} (client {}), seed {}:",
-            slot.label, slot.client_id, cfg.seed
+            "\nseed {}: {} (client {}): {}",
+            cfg.seed, slot.label, slot.client_id, v.what
         );
-        for l in h.lines_for(i, slot.store.label, &slot.label, t0) {
+        for l in h.lines_for(i, slot.store.label, &slot.label, t0, window) {
             eprintln!("{l}");
         }
     }
