@@ -258,13 +258,13 @@ pub fn run_with(args: &[String], remote: &[(String, String)]) -> Result<(), Stri
         let label = v.slot.map_or("-".to_owned(), |i| w.slots[i].label.clone());
         eprintln!("VIOLATION [{label}] {}", v.what);
     }
-    // The minimal history of each violation: what touched its profile in the 150 s before it,
+    // The minimal history of each violation: what touched its profile in the 100 s before it (an access token lifetime and some),
     // or, for a lost grant, since the profile's last successful login.
     for v in &verdict.violations {
         let Some(i) = v.slot else { continue };
         let slot = &w.slots[i];
         let window = match v.at_ms {
-            Some(at) => (at.saturating_sub(150_000), at + 1000),
+            Some(at) => (at.saturating_sub(100_000), at + 1000),
             None => {
                 let login = h
                     .ops
