@@ -219,16 +219,21 @@ pub fn check(w: &Judged<'_>, h: &History, ledger: &[IssuedToken], recovery_from:
                         }
                     )
                 });
-            bad_at(
-                Some(o.slot),
-                Some(o.end_ms),
+            bad_at(Some(o.slot), Some(o.end_ms), {
+                let exp_ms = t.expires_at * 1000;
+                let left = if exp_ms > o.start_ms {
+                    format!("with {:.1} s left", (exp_ms - o.start_ms) as f64 / 1000.0)
+                } else {
+                    format!(
+                        "that had expired {:.1} s before it started",
+                        (o.start_ms - exp_ms) as f64 / 1000.0
+                    )
+                };
                 format!(
-                    "op #{} {:?} printed a token with {} s left (--min-ttl {MIN_TTL}){skewed}",
-                    o.id,
-                    o.kind,
-                    (t.expires_at * 1000).saturating_sub(o.start_ms) as f64 / 1000.0
-                ),
-            );
+                    "op #{} {:?} printed a token {left} (--min-ttl {MIN_TTL}){skewed}",
+                    o.id, o.kind
+                )
+            });
         }
     }
 

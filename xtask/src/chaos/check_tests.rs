@@ -177,6 +177,44 @@ fn a_lost_grant_is_caught_and_a_public_one_after_a_dropped_answer_is_excused() {
 }
 
 #[test]
+fn a_token_short_of_min_ttl_or_expired_is_caught() {
+    let (ledger, mut h) = healthy();
+    let exp_ms = ledger[0].expires_at * 1000;
+    h.ops.push(printing(
+        1,
+        0,
+        OpKind::Token,
+        exp_ms - 40_000,
+        &ledger[0].token,
+    ));
+    h.ops.push(printing(
+        2,
+        0,
+        OpKind::Token,
+        exp_ms + 5_000,
+        &ledger[0].token,
+    ));
+    let mut skewed = printing(3, 0, OpKind::Token, exp_ms + 5_000, &ledger[0].token);
+    skewed.skew = 120;
+    h.ops.push(skewed);
+    let w = whats(&verdict(&ledger, &h, &[]));
+    assert!(
+        w.iter()
+            .any(|x| x.contains("op #1") && x.contains("with 40.0 s left")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|x| x.contains("op #2") && x.contains("expired 5.0 s before")),
+        "{w:?}"
+    );
+    assert!(
+        !w.iter().any(|x| x.contains("op #3 ")),
+        "a skewed process cannot know: {w:?}"
+    );
+}
+
+#[test]
 fn a_second_refresh_in_one_window_needs_a_reason() {
     let (mut ledger, h) = healthy();
     ledger.push(access(
