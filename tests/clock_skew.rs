@@ -7,6 +7,30 @@ use std::path::Path;
 
 const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// An emulator whose access tokens live 90 s; `None` (the test is skipped) without
+/// libfaketime.
+async fn emulator_90s() -> Option<nsauth_emulator::Emulator> {
+    if !Path::new(FAKETIME).exists() {
+        eprintln!("skipped: {FAKETIME} is missing (apt-get install faketime)");
+        return None;
+    }
+    let emu = emulator().await;
+    emu.set_access_ttl(90);
+    Some(emu)
+}
+
+/// A sandbox of `kind` with the profile `conf` logged in (confidential, or public).
+async fn logged_in(emu: &nsauth_emulator::Emulator, kind: Kind, public: bool) -> Sandbox {
+    let sb = Sandbox::new(kind);
+    if public {
+        set_public_profile(&sb, emu, "conf");
+    } else {
+        set_confidential_profile(&sb, emu, "conf");
+    }
+    login(&sb, "conf").await;
+    sb
+}
+
 /// `nsauth --profile conf ARGS` with the clock moved by `offset` (e.g. `+40s`).
 fn skewed(sb: &Sandbox, offset: &str, args: &[&str]) -> String {
     let mut c = sb.cmd();
@@ -23,16 +47,11 @@ fn skewed(sb: &Sandbox, offset: &str, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "open finding (docs/reliability.md): the expiry a fast clock writes is trusted by every other process"]
 async fn a_fast_clock_elsewhere_does_not_stretch_min_ttl_here() {
-    if !Path::new(FAKETIME).exists() {
-        eprintln!("skipped: {FAKETIME} is missing (apt-get install faketime)");
+    let Some(emu) = emulator_90s().await else {
         return;
-    }
-    let emu = emulator().await;
-    emu.set_access_ttl(90);
+    };
     for kind in KINDS {
-        let sb = Sandbox::new(kind);
-        set_confidential_profile(&sb, &emu, "conf");
-        login(&sb, "conf").await;
+        let sb = logged_in(&emu, kind, false).await;
         // A process whose clock runs 40 s fast sees 50 s left on the new 90 s token and
         // refreshes: the token it gets lives 90 s, whatever its clock says.
         let before = emu.counters().refresh_token;
@@ -50,16 +69,11 @@ async fn a_fast_clock_elsewhere_does_not_stretch_min_ttl_here() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "open finding (docs/reliability.md): refresh --force after a fast clock's refresh does not refresh"]
 async fn refresh_force_refreshes_after_a_fast_clock_refreshed() {
-    if !Path::new(FAKETIME).exists() {
-        eprintln!("skipped: {FAKETIME} is missing (apt-get install faketime)");
+    let Some(emu) = emulator_90s().await else {
         return;
-    }
-    let emu = emulator().await;
-    emu.set_access_ttl(90);
+    };
     for kind in KINDS {
-        let sb = Sandbox::new(kind);
-        set_confidential_profile(&sb, &emu, "conf");
-        login(&sb, "conf").await;
+        let sb = logged_in(&emu, kind, false).await;
         skewed(&sb, "+40s", &["token"]);
         let before = emu.counters().refresh_token;
         sb.ok(&["--profile", "conf", "refresh", "--force"]);
@@ -73,16 +87,11 @@ async fn refresh_force_refreshes_after_a_fast_clock_refreshed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_clock_holding_the_lease_does_not_lose_a_public_grant() {
-    if !Path::new(FAKETIME).exists() {
-        eprintln!("skipped: {FAKETIME} is missing (apt-get install faketime)");
+    let Some(emu) = emulator_90s().await else {
         return;
-    }
-    let emu = emulator().await;
-    emu.set_access_ttl(90);
+    };
     for kind in KINDS {
-        let sb = Sandbox::new(kind);
-        set_public_profile(&sb, &emu, "conf");
-        login(&sb, "conf").await;
+        let sb = logged_in(&emu, kind, true).await;
         // A process whose clock is 120 s behind refreshes (it wants more life than the token
         // has): it takes the refresh lease (30 s by its clock: already over by everyone
         // else's) and NetSuite is slow to answer it.

@@ -81,20 +81,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 
 /// `cargo xtask chaos ARGS`, using OpenBao and moto if `cargo xtask services up` runs.
 pub fn run(args: &[String]) -> Result<(), String> {
-    let pids = std::fs::read_to_string(crate::services::dir().join("pids")).unwrap_or_default();
-    let env_file = std::fs::read_to_string(crate::services::dir().join("env")).unwrap_or_default();
-    let running = pids
-        .lines()
-        .any(|p| !p.trim().is_empty() && crate::bench::pid_alive(p));
-    let env: Vec<(String, String)> = if running {
-        env_file
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let env = crate::bench::running_services().unwrap_or_default();
     run_with(args, &env)
 }
 

@@ -73,23 +73,7 @@ impl World {
         let home = tmp.join("home");
         std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
         let key = crate::bench::base64(&crate::bench::random_bytes::<32>());
-        let base_env = vec![
-            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
-            ("HOME".to_owned(), home.display().to_string()),
-            (
-                "XDG_CONFIG_HOME".to_owned(),
-                home.join(".config").display().to_string(),
-            ),
-            (
-                "XDG_DATA_HOME".to_owned(),
-                home.join(".local/share").display().to_string(),
-            ),
-            (
-                "XDG_STATE_HOME".to_owned(),
-                home.join(".local/state").display().to_string(),
-            ),
-            ("NSAUTH_STORE_KEY".to_owned(), key.clone()),
-        ];
+        let base_env = crate::bench::sandbox_env(&home, key.clone());
         let sb = Sandbox { bin, base_env };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -155,15 +139,10 @@ impl World {
                         .trim_end_matches('/')
                         .into(),
                 )?;
-                let env = [
-                    "AWS_ACCESS_KEY_ID",
-                    "AWS_SECRET_ACCESS_KEY",
-                    "AWS_REGION",
-                    "AWS_EC2_METADATA_DISABLED",
-                ]
-                .iter()
-                .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
-                .collect();
+                let env = crate::bench::AWS_ENV
+                    .iter()
+                    .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
+                    .collect();
                 stores.push(Store {
                     label: "aws-sm",
                     uri: format!(
