@@ -90,7 +90,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
     Ok(o)
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
@@ -103,20 +103,20 @@ fn log(msg: impl std::fmt::Display) {
 
 /// A store under test.
 #[derive(Clone, Debug)]
-struct Store {
-    label: &'static str,
-    uri: String,
-    env: Vec<(String, String)>,
+pub(crate) struct Store {
+    pub(crate) label: &'static str,
+    pub(crate) uri: String,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// The sandbox every `nsauth` runs in.
-struct Sandbox {
-    bin: PathBuf,
-    base_env: Vec<(String, String)>,
+pub(crate) struct Sandbox {
+    pub(crate) bin: PathBuf,
+    pub(crate) base_env: Vec<(String, String)>,
 }
 
 impl Sandbox {
-    fn nsauth(&self, store: Option<&Store>) -> Command {
+    pub(crate) fn nsauth(&self, store: Option<&Store>) -> Command {
         let mut c = Command::new(&self.bin);
         c.env_clear()
             .envs(self.base_env.iter().map(|(k, v)| (k, v)));
@@ -129,7 +129,7 @@ impl Sandbox {
     }
 
     /// Runs nsauth and returns stdout; an error with stderr on failure.
-    fn ok(&self, store: Option<&Store>, args: &[&str]) -> Result<String, String> {
+    pub(crate) fn ok(&self, store: Option<&Store>, args: &[&str]) -> Result<String, String> {
         let mut c = self.nsauth(store);
         c.args(args);
         let out = c.output().map_err(|e| format!("cannot run nsauth: {e}"))?;
@@ -241,7 +241,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = f.read_exact(&mut b);
@@ -249,7 +249,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in bytes.chunks(3) {
@@ -337,6 +337,42 @@ fn pid_alive(pid: &str) -> bool {
     Path::new("/proc").join(pid.trim()).exists()
 }
 
+/// The environment of OpenBao and moto when `cargo xtask services up` (or a test run) has
+/// them running: `.services/env` as `KEY=VALUE` pairs.
+pub(crate) fn running_services() -> Option<Vec<(String, String)>> {
+    let pids = std::fs::read_to_string(crate::services::dir().join("pids")).unwrap_or_default();
+    let env_file = std::fs::read_to_string(crate::services::dir().join("env")).unwrap_or_default();
+    let running = pids.lines().any(|p| !p.trim().is_empty() && pid_alive(p));
+    (running && !env_file.is_empty()).then(|| {
+        env_file
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect()
+    })
+}
+
+/// The variables of `.services/env` an `nsauth` on moto needs.
+pub(crate) const AWS_ENV: [&str; 4] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_EC2_METADATA_DISABLED",
+];
+
+/// The environment of an `nsauth` confined to `home`, with the store key `key` (base64).
+pub(crate) fn sandbox_env(home: &Path, key: String) -> Vec<(String, String)> {
+    let under = |p: &str| home.join(p).display().to_string();
+    vec![
+        ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+        ("HOME".to_owned(), home.display().to_string()),
+        ("XDG_CONFIG_HOME".to_owned(), under(".config")),
+        ("XDG_DATA_HOME".to_owned(), under(".local/share")),
+        ("XDG_STATE_HOME".to_owned(), under(".local/state")),
+        ("NSAUTH_STORE_KEY".to_owned(), key),
+    ]
+}
+
 /// All results, for the report.
 #[derive(Default)]
 struct Results {
@@ -411,23 +447,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(tmp.join("home")).map_err(|e| e.to_string())?;
     cleanup.tmp = Some(tmp.clone());
     let home = tmp.join("home");
-    let base_env = vec![
-        ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
-        ("HOME".to_owned(), home.display().to_string()),
-        (
-            "XDG_CONFIG_HOME".to_owned(),
-            home.join(".config").display().to_string(),
-        ),
-        (
-            "XDG_DATA_HOME".to_owned(),
-            home.join(".local/share").display().to_string(),
-        ),
-        (
-            "XDG_STATE_HOME".to_owned(),
-            home.join(".local/state").display().to_string(),
-        ),
-        ("NSAUTH_STORE_KEY".to_owned(), base64(&random_bytes::<32>())),
-    ];
+    let base_env = sandbox_env(&home, base64(&random_bytes::<32>()));
     let sb = Arc::new(Sandbox {
         bin: bin.clone(),
         base_env,
@@ -445,18 +465,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     // OpenBao and moto. If they already run (`cargo xtask services up`, or a test run), use
     // them and leave them running: `services::up` would stop them under their owner.
-    let pids = std::fs::read_to_string(crate::services::dir().join("pids")).unwrap_or_default();
-    let env_file = std::fs::read_to_string(crate::services::dir().join("env")).unwrap_or_default();
-    let running = pids.lines().any(|p| !p.trim().is_empty() && pid_alive(p));
-    let svc: Vec<(String, String)> = if running && !env_file.is_empty() {
+    let svc: Vec<(String, String)> = if let Some(env) = running_services() {
         let msg = "OpenBao and moto were already running (.services/env): used as they are and left running";
         log(msg);
         res.notes.push(msg.into());
-        env_file
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect()
+        env
     } else {
         match crate::services::up() {
             Ok(env) => {
@@ -553,15 +566,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         },
         "OpenBao is not running",
     );
-    let aws_env: Vec<(String, String)> = [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_REGION",
-        "AWS_EC2_METADATA_DISABLED",
-    ]
-    .iter()
-    .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
-    .collect();
+    let aws_env: Vec<(String, String)> = AWS_ENV
+        .iter()
+        .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
+        .collect();
     let aws_ep = get("NSAUTH_TEST_AWS_ENDPOINT");
     consider(
         "aws-sm",

@@ -39,6 +39,7 @@ mod browser;
 mod config;
 mod jwt;
 mod pages;
+mod record;
 mod respond;
 mod server;
 mod state;
@@ -49,5 +50,6 @@ pub use browser::{browser_login, Browser};
 pub use config::{
     CertificateMapping, ClientSpec, ConsentPolicy, Counters, DemoFixtures, Fault, DEFAULT_SCOPES,
 };
+pub use record::{Invalidated, IssuedBy, IssuedToken, TokenKind};
 pub use server::{Emulator, AUTHORIZE_PATH, DEFAULT_ACCOUNT_ID, REVOKE_PATH, TOKEN_PATH};
 pub use token::JWT_BEARER;

@@ -2,6 +2,7 @@
 
 use crate::config::{CertificateMapping, ClientSpec, Counters, DemoFixtures, Fault};
 use crate::pages::{CONSENT_PATH, LOGIN_PATH};
+use crate::record::IssuedToken;
 use crate::respond::BODY_LIMIT;
 use crate::state::{Shared, User};
 use crate::{api, authorize, token};
@@ -175,6 +176,23 @@ impl Emulator {
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
         self.shared().lock().counters.clone()
+    }
+
+    /// Starts (or stops) keeping every token issued from now on, for
+    /// [`Emulator::issued_tokens`]. Off by default.
+    pub fn record_tokens(&self, on: bool) {
+        self.shared().lock().record.set_on(on);
+    }
+
+    /// Every token issued while recording, in order, with what became of it.
+    pub fn issued_tokens(&self) -> Vec<IssuedToken> {
+        let st = self.shared().lock();
+        st.record.snapshot(&st)
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.shared().lock().faults.clear();
     }
 
     /// Queues a fault for the next token endpoint request (faults apply in order, one each).

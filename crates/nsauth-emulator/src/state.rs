@@ -6,6 +6,7 @@
 
 use crate::config::{ClientSpec, Counters, Fault};
 use crate::jwt;
+use crate::record::{IssuedBy, Record, TokenKind};
 use rand::RngCore as _;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -119,6 +120,8 @@ pub(crate) struct State {
     pub refresh: HashMap<String, RefreshRecord>,
     /// `jti` of client assertions seen, with their `exp`, to refuse replays.
     pub seen_assertions: HashMap<String, u64>,
+    /// The token ledger (off unless switched on).
+    pub record: Record,
 }
 
 impl Default for State {
@@ -139,6 +142,7 @@ impl Default for State {
             access: HashMap::new(),
             refresh: HashMap::new(),
             seen_assertions: HashMap::new(),
+            record: Record::default(),
         }
     }
 }
@@ -218,7 +222,7 @@ impl Shared {
         let jti = claims["jti"].as_str().unwrap_or_default().to_owned();
         st.chains.entry(s.chain.clone()).or_insert(false);
         st.access.insert(
-            jti,
+            jti.clone(),
             AccessRecord {
                 client_id: s.client_id.clone(),
                 chain: s.chain.clone(),
@@ -227,10 +231,14 @@ impl Shared {
                 revoked: false,
             },
         );
-        (
-            jwt::sign_hs256(&self.key, "emulator-access", &Value::Object(claims)),
-            ttl,
-        )
+        let token = jwt::sign_hs256(&self.key, "emulator-access", &Value::Object(claims));
+        let by = match kind {
+            "a-c" => IssuedBy::AuthorizationCode,
+            "a-r" => IssuedBy::RefreshToken,
+            _ => IssuedBy::ClientCredentials,
+        };
+        st.record.issued(TokenKind::Access, &jti, &token, by);
+        (token, ttl)
     }
 
     /// Issues a refresh token for `s`, first of its chain at `oit`, valid until `exp`.
@@ -241,6 +249,23 @@ impl Shared {
         let jti = claims["jti"].as_str().unwrap_or_default().to_owned();
         let token = jwt::sign_hs256(&self.key, "emulator-refresh", &Value::Object(claims));
         st.chains.entry(s.chain.clone()).or_insert(false);
+        if st.record.is_on() {
+            // A refresh token issued into a chain that already has one replaces it (public
+            // clients' rotation): the used ones of the chain stopped working now.
+            let rotated: Vec<String> = st
+                .refresh
+                .iter()
+                .filter(|(j, r)| r.chain == s.chain && r.used && !st.record.is_rotated(j))
+                .map(|(j, _)| j.clone())
+                .collect();
+            st.record.rotated(rotated.into_iter());
+            let by = if st.refresh.values().any(|r| r.chain == s.chain) {
+                IssuedBy::RefreshToken
+            } else {
+                IssuedBy::AuthorizationCode
+            };
+            st.record.issued(TokenKind::Refresh, &jti, &token, by);
+        }
         st.refresh.insert(
             jti,
             RefreshRecord {
@@ -284,6 +309,7 @@ impl State {
     /// Revokes a chain: its refresh tokens and access tokens stop working.
     pub fn revoke_chain(&mut self, chain: &str) {
         self.chains.insert(chain.to_owned(), true);
+        self.record.chain_revoked(chain);
     }
 
     /// `true` when the chain was revoked (or never existed).
