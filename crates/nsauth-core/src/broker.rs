@@ -3,7 +3,8 @@
 //!
 //! Single flight uses nothing but the store's compare-and-swap: the operation that must
 //! refresh first writes a [`Lease`](crate::store::Lease) into the record. Others see the lease, poll the store with
-//! growing, jittered pauses and reuse the winner's token. How a waiter decides that a lease is
+//! growing, jittered pauses, never shorter than twice their last read took (`broker/wait.rs`),
+//! and reuse the winner's token. How a waiter decides that a lease is
 //! dead (by its own monotonic clock, never by comparing wall clocks across hosts) and how the
 //! holder renews it is in `broker/lease.rs`. A failed refresh is written to the record so that
 //! waiters report it instead of each hammering NetSuite in turn.
@@ -17,13 +18,13 @@
 
 mod lease;
 mod recovery;
+mod wait;
 
 use crate::error::Error;
 use crate::flows;
 use crate::http::Http;
 use crate::journal::Journal;
 use crate::profile::{GrantKind, ProfileName};
-use crate::retry::Backoff;
 use crate::store::{
     load_existing, within, Precondition, Record, RefreshFailure, StoreError, TokenStore, Version,
     Versioned,
@@ -77,6 +78,8 @@ pub struct BrokerConfig {
     /// How long a refresh lease lasts without renewal.
     pub lease_ttl: Duration,
     /// The first pause of a waiter; later pauses grow (×1.6, jittered) up to `max_poll_interval`.
+    /// No pause is shorter than twice the waiter's last store read (up to the cap): a slow
+    /// store is a busy one.
     pub poll_interval: Duration,
     /// The longest pause of a waiter.
     pub max_poll_interval: Duration,
@@ -235,7 +238,7 @@ impl Broker {
             };
         }
         let mut watch = lease::LeaseWatch::default();
-        let mut pause = Backoff::new(self.cfg.poll_interval, self.cfg.max_poll_interval);
+        let mut pause = wait::WaitSchedule::new(self.cfg.poll_interval, self.cfg.max_poll_interval);
         // What the record held when this call first read it: "refreshed since" and "failed
         // since" are judged by change, not by comparing timestamps written by other hosts.
         let mut first: Option<(Option<String>, Option<RefreshFailure>)> = None;
@@ -250,11 +253,13 @@ impl Broker {
                     retryable: true,
                 }));
             }
+            let read_started = Instant::now();
             let Versioned { record, version } = within(
                 self.store_deadline(wait_until),
                 load_existing(self.store.as_ref(), name),
             )
             .await?;
+            pause.read_took(read_started.elapsed());
             let now = self.cfg.clock.now();
             let access_fp = record.tokens.as_ref().map(|t| t.access_token.fingerprint());
             let (first_fp, first_failure) =
@@ -363,7 +368,7 @@ impl Broker {
     }
 
     /// Sleeps the next waiter pause, never past `limit`.
-    async fn pause(&self, pause: &mut Backoff, limit: Instant) {
+    async fn pause(&self, pause: &mut wait::WaitSchedule, limit: Instant) {
         let d = pause.next_delay();
         tokio::time::sleep_until((Instant::now() + d).min(limit).into()).await;
     }
