@@ -115,9 +115,11 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                     labels.push(match l {
                         "sqlite" | "file" | "vault" | "aws-sm" => l.to_owned(),
                         "aws" => "aws-sm".to_owned(),
-                        other => return Err(format!(
+                        other => {
+                            return Err(format!(
                             "--stores: unknown store {other:?} (sqlite, file, vault, aws)\n{USAGE}"
-                        )),
+                        ))
+                        }
                     });
                 }
                 o.stores = Some(labels);

@@ -17,6 +17,7 @@
 //! Every store call is cut off at `store_timeout`.
 
 mod lease;
+mod local;
 mod recovery;
 mod wait;
 
@@ -243,6 +244,12 @@ impl Broker {
         // since" are judged by change, not by comparing timestamps written by other hosts.
         let mut first: Option<(Option<String>, Option<RefreshFailure>)> = None;
         let mut waited = false;
+        // Processes of this machine meet on a lock file first (`broker/local.rs`).
+        let lock = self
+            .journal
+            .as_ref()
+            .map(|j| local::lock_path(j.dir(), &self.store.describe(), name));
+        let local_started = Instant::now();
         loop {
             if Instant::now() >= wait_until {
                 return Err(Error::Store(StoreError::Unavailable {
@@ -305,11 +312,36 @@ impl Broker {
                     Recovered::Nothing => {}
                 }
             }
+            // A holder hung with the lock is bypassed once its lease is judged dead, or after
+            // the lease time without a lease in the store.
+            let lock = lock.as_deref().filter(|_| {
+                (live || record.lease.is_none()) && local_started.elapsed() < self.cfg.lease_ttl
+            });
             if live {
                 waited = true;
-                self.pause(&mut pause, wait_until).await;
+                let local = match lock {
+                    Some(p) => {
+                        local::wait_while_held(p, self.cfg.max_poll_interval, wait_until).await
+                    }
+                    None => local::Waited::Free,
+                };
+                if local == local::Waited::Free {
+                    self.pause(&mut pause, wait_until).await;
+                }
                 continue;
             }
+            let _local_hold = match lock.map(local::try_take) {
+                Some(local::Try::Taken(held)) => Some(held),
+                Some(local::Try::Busy) => {
+                    // Another process of this machine is taking the lease: wait for it.
+                    waited = true;
+                    if let Some(p) = lock {
+                        local::wait_while_held(p, self.cfg.max_poll_interval, wait_until).await;
+                    }
+                    continue;
+                }
+                Some(local::Try::Unsupported) | None => None,
+            };
             // Take the lease.
             let mut leased = record.clone();
             leased.lease = Some(lease::lease_for(&op.id, now, self.cfg.lease_ttl));

@@ -1,0 +1,168 @@
+//! Same-machine rendezvous: processes of one machine that need the same refresh wait on a
+//! local file lock instead of polling the store.
+//!
+//! Decisions, and why:
+//! - Before taking the store's refresh lease, an operation takes an exclusive lock on a file
+//!   named after the store and profile (`locks/` in the journal's directory). It keeps it
+//!   until the tokens are saved or the failure is noted, and drops it then.
+//! - An operation that finds the file locked knows another process of this machine is taking
+//!   or holds the lease. It does not race for the store's lease (on Secrets Manager a lost
+//!   race costs four calls) and does not poll the store: it checks the lock every few
+//!   milliseconds (a local system call), for at most the longest waiter pause at a time, then
+//!   reads the store again. In a storm of N processes on one machine, each waiter reads the
+//!   store about once a second instead of every pause, and sees the token right after it is
+//!   saved.
+//! - The store's lease stays the truth. The lock is an optimisation: without a journal
+//!   directory, or when the file cannot be opened or locked, everything goes through the
+//!   store as before. A process that dies drops its lock with its file descriptors; one that
+//!   hangs holding it is bypassed once its lease is judged dead, or after the lease time.
+
+use crate::profile::ProfileName;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How often a waiter checks the lock.
+const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+/// The lock file of profile `name` in `store`, under `dir`.
+pub(super) fn lock_path(dir: &Path, store: &str, name: &ProfileName) -> PathBuf {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(store.as_bytes());
+    h.update([0]);
+    h.update(name.as_str().as_bytes());
+    dir.join("locks")
+        .join(format!("{}.lock", hex::encode(&h.finalize()[..16])))
+}
+
+fn open(path: &Path) -> Option<File> {
+    if let Some(parent) = path.parent() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(parent).ok()?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .ok()
+}
+
+/// An exclusive hold on a lock file; dropping it releases the lock.
+#[derive(Debug)]
+pub(super) struct Held {
+    _file: File,
+}
+
+/// What trying the lock found.
+#[derive(Debug)]
+pub(super) enum Try {
+    /// This operation holds it now.
+    Taken(Held),
+    /// Another operation of this machine holds it.
+    Busy,
+    /// No local locking here (no file, no lock support): go through the store alone.
+    Unsupported,
+}
+
+/// Tries to take the lock at `path` without blocking.
+pub(super) fn try_take(path: &Path) -> Try {
+    let Some(file) = open(path) else {
+        return Try::Unsupported;
+    };
+    match file.try_lock() {
+        Ok(()) => Try::Taken(Held { _file: file }),
+        Err(TryLockError::WouldBlock) => Try::Busy,
+        Err(TryLockError::Error(_)) => Try::Unsupported,
+    }
+}
+
+/// `true` while another operation holds the lock at `path` exclusively.
+fn is_held(file: &File) -> bool {
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
+/// What waiting on the lock found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Waited {
+    /// Nobody held it (or local locking is unavailable): nothing was waited for.
+    Free,
+    /// Another operation held it and released it.
+    Released,
+    /// Another operation still holds it.
+    Held,
+}
+
+/// Waits while another operation holds the lock at `path`, at most `most` and never past
+/// `limit`.
+pub(super) async fn wait_while_held(path: &Path, most: Duration, limit: Instant) -> Waited {
+    let Some(file) = open(path) else {
+        return Waited::Free;
+    };
+    let until = limit.min(Instant::now() + most);
+    let mut first = true;
+    loop {
+        if !is_held(&file) {
+            return if first {
+                Waited::Free
+            } else {
+                Waited::Released
+            };
+        }
+        first = false;
+        if Instant::now() >= until {
+            return Waited::Held;
+        }
+        let next = (Instant::now() + crate::retry::jitter(CHECK_EVERY)).min(until);
+        tokio::time::sleep_until(next.into()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_and_waiters_see_the_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = ProfileName::parse("p").unwrap();
+        let path = lock_path(dir.path(), "sqlite:///x", &name);
+        assert_ne!(path, lock_path(dir.path(), "sqlite:///y", &name));
+        let Try::Taken(held) = try_take(&path) else {
+            panic!("the first operation takes the lock")
+        };
+        assert!(matches!(try_take(&path), Try::Busy));
+        let far = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            wait_while_held(&path, Duration::from_millis(50), far).await,
+            Waited::Held
+        );
+        let waiter = tokio::spawn({
+            let path = path.clone();
+            async move { wait_while_held(&path, Duration::from_secs(5), far).await }
+        });
+        drop(held);
+        assert_eq!(
+            waiter.await.unwrap(),
+            Waited::Released,
+            "the release is seen"
+        );
+        assert_eq!(
+            wait_while_held(&path, Duration::from_secs(5), far).await,
+            Waited::Free
+        );
+        assert!(matches!(try_take(&path), Try::Taken(_)));
+    }
+}
