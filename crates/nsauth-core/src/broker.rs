@@ -250,6 +250,9 @@ impl Broker {
             .as_ref()
             .map(|j| local::lock_path(j.dir(), &self.store.describe(), name));
         let local_started = Instant::now();
+        // Waiting on the lock needs no store reads: the holder releases it once the tokens
+        // are saved (or it fails, or dies). Only a holder hung for the lease time is bypassed.
+        let local_left = || self.cfg.lease_ttl.saturating_sub(local_started.elapsed());
         loop {
             if Instant::now() >= wait_until {
                 return Err(Error::Store(StoreError::Unavailable {
@@ -320,9 +323,7 @@ impl Broker {
             if live {
                 waited = true;
                 let local = match lock {
-                    Some(p) => {
-                        local::wait_while_held(p, self.cfg.max_poll_interval, wait_until).await
-                    }
+                    Some(p) => local::wait_while_held(p, local_left(), wait_until).await,
                     None => local::Waited::Free,
                 };
                 if local == local::Waited::Free {
@@ -336,7 +337,7 @@ impl Broker {
                     // Another process of this machine is taking the lease: wait for it.
                     waited = true;
                     if let Some(p) = lock {
-                        local::wait_while_held(p, self.cfg.max_poll_interval, wait_until).await;
+                        local::wait_while_held(p, local_left(), wait_until).await;
                     }
                     continue;
                 }
