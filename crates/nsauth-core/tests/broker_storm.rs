@@ -9,6 +9,7 @@ use model::Memory;
 use nsauth_core::account::AccountId;
 use nsauth_core::broker::{Broker, BrokerConfig, Outcome};
 use nsauth_core::http::Http;
+use nsauth_core::journal::Journal;
 use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile, ProfileName};
 use nsauth_core::store::{Capabilities, Lease, Precondition, Record, Version, Versioned};
 use nsauth_core::{StoreError, TokenStore};
@@ -214,6 +215,56 @@ async fn a_waiter_reads_a_slow_store_at_the_stores_pace() {
     assert!(
         loads <= 5,
         "{loads} reads of a 300 ms store during a 2 s refresh: the waiter ignores the store's pace"
+    );
+    emu.shutdown().await;
+}
+
+/// Callers of one machine (brokers with the same journal directory) meet on a local lock:
+/// the waiters wait there, not polling the store, and read it about twice each (before the
+/// refresh and after the holder saved). Polling a 50 ms store during a 1.5 s refresh, even
+/// with backoff, cost each waiter 6 reads or more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_of_one_machine_wait_on_the_local_lock_not_the_store() {
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (memory, name) = logged_in(&emu).await;
+    emu.inject(Fault::Delay(Duration::from_millis(1500)));
+    let before = emu.counters().token_requests;
+    let slow = Arc::new(Slow {
+        inner: memory.clone(),
+        delay: Duration::from_millis(50),
+        loads: AtomicU64::new(0),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    const CALLERS: u64 = 16;
+    let mut tasks = Vec::new();
+    for _ in 0..CALLERS {
+        let store: Arc<dyn TokenStore> = slow.clone();
+        let journal = Journal::new(dir.path().join("journal"), Some(dir.path().join("key")));
+        let name = name.clone();
+        tasks.push(tokio::spawn(async move {
+            Broker::new(store, Http::new().unwrap(), BrokerConfig::default())
+                .with_journal(journal)
+                .access_token(&name, Duration::from_secs(300))
+                .await
+        }));
+    }
+    let mut tokens = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (t, _) = t.await.unwrap().expect("every caller gets a token");
+        tokens.insert(t.access_token.fingerprint());
+    }
+    assert_eq!(tokens.len(), 1, "one token for all");
+    assert_eq!(
+        emu.counters().token_requests - before,
+        1,
+        "one refresh reaches NetSuite"
+    );
+    let loads = slow.loads.load(Ordering::SeqCst);
+    assert!(
+        loads <= CALLERS * 3,
+        "{loads} store reads for {CALLERS} callers of one machine: the waiters poll the store"
     );
     emu.shutdown().await;
 }

@@ -7,8 +7,8 @@
 //!   until the tokens are saved or the failure is noted, and drops it then.
 //! - An operation that finds the file locked knows another process of this machine is taking
 //!   or holds the lease. It does not race for the store's lease (on Secrets Manager a lost
-//!   race costs four calls) and does not poll the store: it checks the lock every few
-//!   milliseconds (a local system call) until it is released, then reads the store again. In a
+//!   race costs four calls) and does not poll the store: it blocks on the lock (on a thread,
+//!   woken by the kernel) until it is released, then reads the store again. In a
 //!   storm of N processes on one machine, each waiter reads the store twice (before and after)
 //!   instead of at every pause, which on a store that N concurrent readers already keep busy
 //!   (moto: ~150-250 reads/s here) is what lets the holder's own calls through, and it sees the
@@ -22,9 +22,6 @@ use crate::profile::ProfileName;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// How often a waiter checks the lock.
-const CHECK_EVERY: Duration = Duration::from_millis(10);
 
 /// The lock file of profile `name` in `store`, under `dir`.
 pub(super) fn lock_path(dir: &Path, store: &str, name: &ProfileName) -> PathBuf {
@@ -107,27 +104,34 @@ pub(super) enum Waited {
 }
 
 /// Waits while another operation holds the lock at `path`, at most `most` and never past
-/// `limit`.
+/// `limit`. The wait is a blocking shared lock on a thread of its own, so the kernel wakes
+/// the waiter when the holder releases: no polling, and no CPU spent by a hundred waiters.
+/// After a timeout that thread stays blocked until the release or the end of the process,
+/// which is harmless (it only takes and drops a shared lock).
 pub(super) async fn wait_while_held(path: &Path, most: Duration, limit: Instant) -> Waited {
     let Some(file) = open(path) else {
         return Waited::Free;
     };
+    if !is_held(&file) {
+        return Waited::Free;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("nsauth-lock-wait".into())
+        .spawn(move || {
+            if file.lock_shared().is_ok() {
+                let _ = file.unlock();
+            }
+            let _ = tx.send(());
+        });
+    if spawned.is_err() {
+        // No thread: the caller goes through the store.
+        return Waited::Free;
+    }
     let until = limit.min(Instant::now() + most);
-    let mut first = true;
-    loop {
-        if !is_held(&file) {
-            return if first {
-                Waited::Free
-            } else {
-                Waited::Released
-            };
-        }
-        first = false;
-        if Instant::now() >= until {
-            return Waited::Held;
-        }
-        let next = (Instant::now() + crate::retry::jitter(CHECK_EVERY)).min(until);
-        tokio::time::sleep_until(next.into()).await;
+    match tokio::time::timeout_at(until.into(), rx).await {
+        Ok(_) => Waited::Released,
+        Err(_) => Waited::Held,
     }
 }
 
@@ -150,16 +154,13 @@ mod tests {
             wait_while_held(&path, Duration::from_millis(50), far).await,
             Waited::Held
         );
-        let waiter = tokio::spawn({
-            let path = path.clone();
-            async move { wait_while_held(&path, Duration::from_secs(5), far).await }
-        });
-        drop(held);
-        assert_eq!(
-            waiter.await.unwrap(),
-            Waited::Released,
-            "the release is seen"
-        );
+        // The waiter finds the lock held (polled first), then the holder lets go.
+        let release = async {
+            tokio::task::yield_now().await;
+            drop(held);
+        };
+        let (seen, ()) = tokio::join!(wait_while_held(&path, Duration::from_secs(5), far), release);
+        assert_eq!(seen, Waited::Released, "the release is seen");
         assert_eq!(
             wait_while_held(&path, Duration::from_secs(5), far).await,
             Waited::Free
