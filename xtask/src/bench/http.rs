@@ -180,6 +180,9 @@ pub fn browser_login(authorize_url: &str, email: &str, password: &str) -> Result
     Err("too many pages without a redirect".into())
 }
 
+/// When a refresh request arrived at the proxy, and when its answer left (if it did).
+pub type RefreshTimes = (Instant, Option<Instant>);
+
 /// A proxy in front of the emulator that counts token-endpoint requests, can hold refresh
 /// answers for a while (NetSuite's latency), and can shorten the `expires_in` nsauth is told.
 #[derive(Clone)]
@@ -194,7 +197,7 @@ pub struct TokenProxy {
     /// Milliseconds to hold a refresh answer.
     pub refresh_delay_ms: Arc<AtomicU64>,
     /// When the last refresh request arrived, and when its answer was sent.
-    pub last_refresh: Arc<Mutex<Option<(Instant, Option<Instant>)>>>,
+    pub last_refresh: Arc<Mutex<Option<RefreshTimes>>>,
     stop: Arc<AtomicBool>,
 }
 
