@@ -253,6 +253,13 @@ impl Broker {
         // Waiting on the lock needs no store reads: the holder releases it once the tokens
         // are saved (or it fails, or dies). Only a holder hung for the lease time is bypassed.
         let local_left = || self.cfg.lease_ttl.saturating_sub(local_started.elapsed());
+        // A refresh already running on this machine: read the store once it is saved, not
+        // before as well (in a storm, most processes start after the winner took the lock).
+        // Bounded (a NetSuite refresh usually answers well within it), so that a hung holder
+        // only briefly delays a caller whose cached token would do.
+        if let Some(p) = &lock {
+            local::wait_while_held(p, local::BEFORE_FIRST_READ, wait_until).await;
+        }
         loop {
             if Instant::now() >= wait_until {
                 return Err(Error::Store(StoreError::Unavailable {

@@ -268,3 +268,70 @@ async fn waiters_of_one_machine_wait_on_the_local_lock_not_the_store() {
     );
     emu.shutdown().await;
 }
+
+/// Callers that start while another process of this machine refreshes read the store once,
+/// after the refresh is saved, not before as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_callers_of_one_machine_read_the_store_once() {
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (memory, name) = logged_in(&emu).await;
+    emu.inject(Fault::Delay(Duration::from_millis(1500)));
+    let slow = Arc::new(Slow {
+        inner: memory.clone(),
+        delay: Duration::from_millis(20),
+        loads: AtomicU64::new(0),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let broker = || {
+        let store: Arc<dyn TokenStore> = slow.clone();
+        Broker::new(store, Http::new().unwrap(), BrokerConfig::default()).with_journal(
+            Journal::new(dir.path().join("journal"), Some(dir.path().join("key"))),
+        )
+    };
+    let first = broker();
+    let winner = tokio::spawn({
+        let name = name.clone();
+        async move { first.access_token(&name, Duration::from_secs(300)).await }
+    });
+    // Wait (with a deadline) until the first caller holds the lease: it is refreshing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while memory
+        .load(&name)
+        .await
+        .unwrap()
+        .unwrap()
+        .record
+        .lease
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first caller never took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let loads_before = slow.loads.load(Ordering::SeqCst);
+    const LATE: u64 = 8;
+    let mut tasks = Vec::new();
+    for _ in 0..LATE {
+        let b = broker();
+        let name = name.clone();
+        tasks.push(tokio::spawn(async move {
+            b.access_token(&name, Duration::from_secs(300)).await
+        }));
+    }
+    let (won, _) = winner.await.unwrap().unwrap();
+    for t in tasks {
+        let (t, _) = t.await.unwrap().expect("every late caller gets a token");
+        assert_eq!(t.access_token.fingerprint(), won.access_token.fingerprint());
+    }
+    // The winner's own reads after the lease are at most a couple.
+    let loads = slow.loads.load(Ordering::SeqCst) - loads_before;
+    assert!(
+        loads <= LATE + 2,
+        "{loads} store reads for {LATE} callers that started during a refresh on this machine"
+    );
+    emu.shutdown().await;
+}

@@ -13,6 +13,9 @@
 //!   instead of at every pause, which on a store that N concurrent readers already keep busy
 //!   (moto: ~150-250 reads/s here) is what lets the holder's own calls through, and it sees the
 //!   token right after it is saved.
+//! - A caller that finds the lock held when it starts waits for it (up to
+//!   [`BEFORE_FIRST_READ`]) before its first store read: in a storm most processes start after
+//!   the winner took the lock, and then read the store once instead of twice.
 //! - The store's lease stays the truth. The lock is an optimisation: without a journal
 //!   directory, or when the file cannot be opened or locked, everything goes through the
 //!   store as before. A process that dies drops its lock with its file descriptors; one that
@@ -22,6 +25,10 @@ use crate::profile::ProfileName;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// How long a caller that finds a refresh running on this machine waits for it before its
+/// first store read.
+pub(super) const BEFORE_FIRST_READ: Duration = Duration::from_secs(3);
 
 /// The lock file of profile `name` in `store`, under `dir`.
 pub(super) fn lock_path(dir: &Path, store: &str, name: &ProfileName) -> PathBuf {
