@@ -104,7 +104,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             }
             "--only" => match it.next().map(String::as_str) {
                 Some("storms") => o.only_storms = true,
-                other => return Err(format!("--only takes `storms`, not {other:?}\n{USAGE}")),
+                other => {
+                    return Err(format!(
+                        "--only takes `storms`, not `{}`\n{USAGE}",
+                        other.unwrap_or("nothing")
+                    ))
+                }
             },
             "--stores" => {
                 let list = it
