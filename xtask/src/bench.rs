@@ -10,6 +10,7 @@
 
 mod http;
 mod measure;
+mod storms;
 
 use http::TokenProxy;
 use measure::{stats, Case, Stats};
@@ -24,19 +25,21 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--runs N] [--profiles N] [--remote-profiles N] \
-[--storm-reps N] [--refresh-delay-ms MS] [--no-build] [--out FILE]";
+[--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms] \
+[--stores sqlite,file,vault,aws] [--bin PATH] [--before-bin PATH] [--no-build] [--out FILE]";
 
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, edits inside are overwritten -->";
 const END: &str = "<!-- END cargo xtask bench -->";
+const STORMS_BEGIN: &str =
+    "<!-- BEGIN cargo xtask bench storms: generated, edits inside are overwritten -->";
+const STORMS_END: &str = "<!-- END cargo xtask bench storms -->";
 
 /// Targets (from the benchmark issue).
 const LOCAL_FLOOR_RATIO: f64 = 2.0;
 const VAULT_BAO_RATIO: f64 = 0.1;
 const AWS_CLI_RATIO: f64 = 0.05;
 const MAX_RSS_MIB: f64 = 25.0;
-const STORM_P99_MS: f64 = 3000.0;
 const STATUS_ALL_MS: f64 = 1000.0;
-const STORM_MIN_TTL: &str = "300";
 
 #[derive(Debug, Clone)]
 struct Opts {
@@ -45,7 +48,16 @@ struct Opts {
     profiles: usize,
     remote_profiles: usize,
     storm_reps: usize,
+    storm_sizes: Vec<usize>,
     refresh_delay_ms: u64,
+    /// `--only storms`: storms and their baselines, nothing else.
+    only_storms: bool,
+    /// `--stores`: labels of the stores to measure (all when `None`).
+    stores: Option<Vec<String>>,
+    /// `--bin`: the nsauth to measure instead of building one.
+    bin: Option<PathBuf>,
+    /// `--before-bin`: an older nsauth whose storms run beside this one's.
+    before_bin: Option<PathBuf>,
     build: bool,
     out: PathBuf,
 }
@@ -58,7 +70,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         profiles: if quick { 1000 } else { 10_000 },
         remote_profiles: if quick { 200 } else { 1000 },
         storm_reps: if quick { 1 } else { 3 },
+        storm_sizes: vec![32, 128],
         refresh_delay_ms: 500,
+        only_storms: false,
+        stores: None,
+        bin: None,
+        before_bin: None,
         build: true,
         out: root().join("docs/benchmarks.md"),
     };
@@ -77,6 +94,52 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--remote-profiles" => o.remote_profiles = num("--remote-profiles")?.max(1) as usize,
             "--storm-reps" => o.storm_reps = num("--storm-reps")?.max(1) as usize,
             "--refresh-delay-ms" => o.refresh_delay_ms = num("--refresh-delay-ms")?,
+            "--storm-sizes" => {
+                o.storm_sizes = it
+                    .next()
+                    .map(|v| v.split(',').map(|n| n.trim().parse::<usize>()).collect())
+                    .and_then(Result::ok)
+                    .filter(|v: &Vec<usize>| !v.is_empty() && v.iter().all(|n| *n > 0))
+                    .ok_or_else(|| format!("--storm-sizes needs numbers like 32,128\n{USAGE}"))?
+            }
+            "--only" => match it.next().map(String::as_str) {
+                Some("storms") => o.only_storms = true,
+                other => {
+                    return Err(format!(
+                        "--only takes `storms`, not `{}`\n{USAGE}",
+                        other.unwrap_or("nothing")
+                    ))
+                }
+            },
+            "--stores" => {
+                let list = it
+                    .next()
+                    .ok_or_else(|| format!("--stores needs a list\n{USAGE}"))?;
+                let mut labels = Vec::new();
+                for l in list.split(',').map(str::trim) {
+                    labels.push(match l {
+                        "sqlite" | "file" | "vault" | "aws-sm" => l.to_owned(),
+                        "aws" => "aws-sm".to_owned(),
+                        other => {
+                            return Err(format!(
+                            "--stores: unknown store {other:?} (sqlite, file, vault, aws)\n{USAGE}"
+                        ))
+                        }
+                    });
+                }
+                o.stores = Some(labels);
+            }
+            "--bin" | "--before-bin" => {
+                let path = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or_else(|| format!("{a} needs a file\n{USAGE}"))?;
+                if a == "--bin" {
+                    o.bin = Some(path);
+                } else {
+                    o.before_bin = Some(path);
+                }
+            }
             "--out" => {
                 o.out = it
                     .next()
@@ -381,7 +444,7 @@ struct Results {
     rss: Vec<(String, Stats, Stats)>,
     rss_note: Option<String>,
     hot_refreshes: u64,
-    storms: Vec<StormResult>,
+    storms: storms::StormReport,
     scale: Vec<ScaleRow>,
     sqlite_bytes: Option<(u64, usize)>,
     binary: Vec<String>,
@@ -393,20 +456,6 @@ struct Results {
     callgrind_remote: Vec<(String, Vec<String>)>,
     skipped: Vec<String>,
     targets: Vec<(String, String, Option<bool>)>,
-}
-
-struct StormResult {
-    store: &'static str,
-    n: usize,
-    rep: usize,
-    ok: usize,
-    token_calls: u64,
-    refresh_calls: u64,
-    refresh_count_delta: i64,
-    distinct_tokens: usize,
-    outcomes: (usize, usize, usize),
-    lat: Stats,
-    first_error: Option<String>,
 }
 
 struct ScaleRow {
@@ -425,18 +474,23 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut cleanup = Cleanup::default();
     let started = Instant::now();
 
-    if opts.build {
+    if opts.build && opts.bin.is_none() {
         crate::run(crate::cargo().args(["build", "--release", "-p", "nsauth-cli"]))?;
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
-    let bin = target.join("release/nsauth");
-    if !bin.exists() {
-        return Err(format!(
-            "{} is missing: run without --no-build",
-            bin.display()
-        ));
+    let bin = opts
+        .bin
+        .clone()
+        .unwrap_or_else(|| target.join("release/nsauth"));
+    for b in std::iter::once(&bin).chain(&opts.before_bin) {
+        if !b.exists() {
+            return Err(format!(
+                "{} is missing: run without --no-build, or give an existing --bin/--before-bin",
+                b.display()
+            ));
+        }
     }
 
     let run_id: String = random_bytes::<4>()
@@ -448,6 +502,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     cleanup.tmp = Some(tmp.clone());
     let home = tmp.join("home");
     let base_env = sandbox_env(&home, base64(&random_bytes::<32>()));
+    let before_sb = opts.before_bin.as_ref().map(|b| {
+        Arc::new(Sandbox {
+            bin: b.clone(),
+            base_env: base_env.clone(),
+        })
+    });
     let sb = Arc::new(Sandbox {
         bin: bin.clone(),
         base_env,
@@ -515,7 +575,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     // The stores.
     let mut stores: Vec<Store> = Vec::new();
     let mut consider = |label: &'static str, scheme: &str, store: Option<Store>, why: &str| {
-        if !has_scheme(scheme) {
+        if opts
+            .stores
+            .as_ref()
+            .is_some_and(|l| !l.iter().any(|s| s == label))
+        {
+            log(format!("{label}: not measured (--stores)"));
+        } else if !has_scheme(scheme) {
             let msg = format!(
                 "{label}: skipped — this nsauth does not list `{scheme}://` in `nsauth backends`"
             );
@@ -566,10 +632,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         },
         "OpenBao is not running",
     );
-    let aws_env: Vec<(String, String)> = AWS_ENV
-        .iter()
-        .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v)))
-        .collect();
+    let aws_env = aws_env(&svc);
     let aws_ep = get("NSAUTH_TEST_AWS_ENDPOINT");
     consider(
         "aws-sm",
@@ -624,13 +687,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )
         .map(|_| ())
     };
-    let storm_sizes = [32usize, 128];
+    let mut bins = vec![storms::Binary {
+        label: "this",
+        sb: sb.clone(),
+    }];
+    if let Some(before) = &before_sb {
+        bins.push(storms::Binary {
+            label: "before",
+            sb: before.clone(),
+        });
+    }
     for store in &stores {
         log(format!("{}: logging in the bench profiles", store.label));
         proxy.shorten.store(true, Ordering::SeqCst);
-        for n in storm_sizes {
+        for &n in &opts.storm_sizes {
             for rep in 0..opts.storm_reps {
-                login(store, &format!("storm{n}-{rep}"))?;
+                for b in &bins {
+                    login(store, &b.profile(n, rep))?;
+                }
             }
         }
         proxy.shorten.store(false, Ordering::SeqCst);
@@ -638,6 +712,104 @@ pub fn run(args: &[String]) -> Result<(), String> {
         sb.ok(Some(store), &["--profile", "hot", "token"])?;
     }
 
+    if !opts.only_storms {
+        hot_and_memory(
+            &sb, &stores, &tmp, &home, &svc, &run_id, &proxy, &opts, &mut res,
+        )?;
+    }
+
+    // 3. Refresh storms, with their baselines.
+    proxy
+        .refresh_delay_ms
+        .store(opts.refresh_delay_ms, Ordering::SeqCst);
+    let mut storm_stores = Vec::new();
+    for store in &stores {
+        let raw = match store.label {
+            "vault" => match (&vault_addr, get("NSAUTH_TEST_VAULT_TOKEN")) {
+                (Some(addr), Some(token)) => Some(storms::vault_raw_read(
+                    addr,
+                    format!("/v1/secret/data/nsauth/bench-{run_id}/hot"),
+                    token,
+                )?),
+                _ => None,
+            },
+            "aws-sm" => match &aws_ep {
+                Some(ep) => Some(storms::aws_raw_read(
+                    ep,
+                    format!("nsauth-bench/{run_id}/hot"),
+                    get("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "testing".into()),
+                )?),
+                None => None,
+            },
+            _ => None,
+        };
+        storm_stores.push((store.clone(), raw));
+    }
+    res.storms = storms::run(
+        &bins,
+        &storm_stores,
+        &opts.storm_sizes,
+        opts.storm_reps,
+        &proxy,
+    )?;
+    proxy.refresh_delay_ms.store(0, Ordering::SeqCst);
+
+    if !opts.only_storms {
+        // 4. Scale.
+        scale(
+            &sb, &opts, &stores, &tmp, &emu_base, &account, &client_id, &redirect, &mut res,
+        )?;
+        // 5. Startup: where a cached `token` spends its time.
+        if let Some(sqlite) = stores.iter().find(|s| s.label == "sqlite") {
+            startup_profile(&sb, sqlite, &stores, &tmp, &mut res);
+        }
+    }
+
+    m.load_after = loadavg();
+    let took = started.elapsed();
+    let storms_header = storms_header(&opts, &m, &version, &res, took);
+    write_block(
+        &opts.out,
+        STORMS_BEGIN,
+        STORMS_END,
+        &storms::render(&res.storms, &storms_header),
+    )?;
+    if !opts.only_storms {
+        targets(&mut res, &opts);
+        let report = render(&opts, &m, &version, &stores, &res, took);
+        write_block(&opts.out, BEGIN, END, &report)?;
+        eprintln!("{}", summary_text(&res));
+    }
+    log(format!("wrote {}", opts.out.display()));
+    eprintln!("storms:\n{}", storms::summary(&res.storms));
+    drop(cleanup);
+    Ok(())
+}
+
+/// The hot path (interleaved with the baselines `bao kv get` and `aws secretsmanager`) and
+/// peak memory.
+#[allow(clippy::too_many_arguments)]
+fn hot_and_memory(
+    sb: &Arc<Sandbox>,
+    stores: &[Store],
+    tmp: &Path,
+    home: &Path,
+    svc: &[(String, String)],
+    run_id: &str,
+    proxy: &TokenProxy,
+    opts: &Opts,
+    res: &mut Results,
+) -> Result<(), String> {
+    let get = |k: &str| {
+        svc.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let vault_addr = get("NSAUTH_TEST_VAULT_ADDR");
+    let aws_ep = get("NSAUTH_TEST_AWS_ENDPOINT");
+    let aws_env = aws_env(svc);
+    let home = home.to_path_buf();
     // Baselines.
     let bao_bin = get("NSAUTH_TEST_BAO_BIN");
     let root_token = get("NSAUTH_TEST_VAULT_ROOT_TOKEN");
@@ -680,7 +852,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             },
         ));
     }
-    for store in &stores {
+    for store in stores {
         let (sb, store) = (sb.clone(), store.clone());
         cases.push(Case::new(
             format!("nsauth token ({}, cached)", store.label),
@@ -775,7 +947,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let mut rss_cases: Vec<(String, Command)> =
             vec![("nsauth --version".into(), sb.nsauth(None))];
         rss_cases[0].1.arg("--version");
-        for store in &stores {
+        for store in stores {
             let mut c = sb.nsauth(Some(store));
             c.args(["--profile", "hot", "token"]);
             rss_cases.push((format!("nsauth token ({})", store.label), c));
@@ -801,91 +973,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             Some("GNU time (/usr/bin/time) is not installed: peak RSS not measured".into());
     }
 
-    // 3. Refresh storms.
-    proxy
-        .refresh_delay_ms
-        .store(opts.refresh_delay_ms, Ordering::SeqCst);
-    for store in &stores {
-        for n in storm_sizes {
-            for rep in 0..opts.storm_reps {
-                let profile = format!("storm{n}-{rep}");
-                log(format!(
-                    "storm: {n} x nsauth token on {} ({profile})",
-                    store.label
-                ));
-                let rc_before = refresh_count(&sb, store, &profile)?;
-                let (t0, r0) = (
-                    proxy.token_requests.load(Ordering::SeqCst),
-                    proxy.refresh_requests.load(Ordering::SeqCst),
-                );
-                let make = || {
-                    let mut c = sb.nsauth(Some(store));
-                    c.args([
-                        "-v",
-                        "--profile",
-                        &profile,
-                        "token",
-                        "--min-ttl",
-                        STORM_MIN_TTL,
-                    ]);
-                    c
-                };
-                let runs = measure::storm(n, &make);
-                let (t1, r1) = (
-                    proxy.token_requests.load(Ordering::SeqCst),
-                    proxy.refresh_requests.load(Ordering::SeqCst),
-                );
-                let rc_after = refresh_count(&sb, store, &profile)?;
-                let tokens: BTreeSet<&str> = runs
-                    .iter()
-                    .filter(|r| r.ok)
-                    .map(|r| r.stdout.trim())
-                    .collect();
-                let count = |w: &str| runs.iter().filter(|r| r.stderr.contains(w)).count();
-                let lat: Vec<f64> = runs.iter().map(|r| r.latency_ms).collect();
-                res.storms.push(StormResult {
-                    store: store.label,
-                    n,
-                    rep,
-                    ok: runs.iter().filter(|r| r.ok).count(),
-                    token_calls: t1 - t0,
-                    refresh_calls: r1 - r0,
-                    refresh_count_delta: rc_after - rc_before,
-                    distinct_tokens: tokens.len(),
-                    outcomes: (
-                        count("outcome=Refreshed"),
-                        count("outcome=Waited"),
-                        count("outcome=Cached"),
-                    ),
-                    lat: stats(&lat),
-                    first_error: runs
-                        .iter()
-                        .find(|r| !r.ok)
-                        .map(|r| r.stderr.trim().chars().take(300).collect()),
-                });
-            }
-        }
-    }
-    proxy.refresh_delay_ms.store(0, Ordering::SeqCst);
-
-    // 4. Scale.
-    scale(
-        &sb, &opts, &stores, &tmp, &emu_base, &account, &client_id, &redirect, &mut res,
-    )?;
-
-    // 5. Startup: where a cached `token` spends its time.
-    if let Some(sqlite) = stores.iter().find(|s| s.label == "sqlite") {
-        startup_profile(&sb, sqlite, &stores, &tmp, &mut res);
-    }
-
-    m.load_after = loadavg();
-    targets(&mut res, &opts);
-    let report = render(&opts, &m, &version, &stores, &res, started.elapsed());
-    write_doc(&opts.out, &report)?;
-    log(format!("wrote {}", opts.out.display()));
-    eprintln!("{}", summary_text(&res));
-    drop(cleanup);
     Ok(())
+}
+
+/// The AWS variables of the services' environment that the aws-sm store needs.
+fn aws_env(svc: &[(String, String)]) -> Vec<(String, String)> {
+    AWS_ENV
+        .iter()
+        .filter_map(|k| {
+            svc.iter()
+                .find(|(n, v)| n == k && !v.is_empty())
+                .map(|(n, v)| (n.clone(), v.clone()))
+        })
+        .collect()
 }
 
 fn ensure_awscli() -> Result<PathBuf, String> {
@@ -904,13 +1004,6 @@ fn ensure_awscli() -> Result<PathBuf, String> {
     } else {
         Err("pip did not install the aws command".into())
     }
-}
-
-/// `refresh_count` from `nsauth status --json`.
-fn refresh_count(sb: &Sandbox, store: &Store, profile: &str) -> Result<i64, String> {
-    let out = sb.ok(Some(store), &["--profile", profile, "status", "--json"])?;
-    json_int(&out, "refresh_count")
-        .ok_or_else(|| format!("status --json has no refresh_count: {out}"))
 }
 
 fn json_int(text: &str, key: &str) -> Option<i64> {
@@ -1362,60 +1455,6 @@ fn targets(res: &mut Results, opts: &Opts) {
             ));
         }
     }
-    // Storms: one row per store and size, over all repetitions.
-    let mut keys: Vec<(&'static str, usize)> = Vec::new();
-    for s in &res.storms {
-        if !keys.contains(&(s.store, s.n)) {
-            keys.push((s.store, s.n));
-        }
-    }
-    for (store, n) in keys {
-        let runs: Vec<&StormResult> = res
-            .storms
-            .iter()
-            .filter(|s| s.store == store && s.n == n)
-            .collect();
-        let good = runs
-            .iter()
-            .filter(|s| {
-                s.refresh_calls == 1 && s.token_calls == 1 && s.ok == s.n && s.distinct_tokens == 1
-            })
-            .count();
-        let calls: Vec<String> = runs.iter().map(|s| s.token_calls.to_string()).collect();
-        let ok: usize = runs.iter().map(|s| s.ok).sum();
-        t.push((
-            format!("storm {n}× on {store}: exactly 1 token-endpoint call, all succeed"),
-            format!(
-                "{good}/{} storms; calls per storm: {}; {ok}/{} processes ok",
-                runs.len(),
-                calls.join(", "),
-                n * runs.len()
-            ),
-            Some(good == runs.len()),
-        ));
-        let worst = runs.iter().map(|s| s.lat.p99).fold(0.0, f64::max);
-        let p50s: Vec<String> = runs
-            .iter()
-            .map(|s| format!("{:.0}", s.lat.median))
-            .collect();
-        t.push((
-            format!(
-                "storm {n}× on {store}: p99 ≤ {:.0} s{}",
-                STORM_P99_MS / 1000.0,
-                if store == "sqlite" || store == "file" {
-                    ""
-                } else {
-                    " (target for sqlite/file only)"
-                }
-            ),
-            format!("worst p99 {worst:.0} ms; p50s {} ms", p50s.join(", ")),
-            if store == "sqlite" || store == "file" {
-                Some(worst <= STORM_P99_MS)
-            } else {
-                None
-            },
-        ));
-    }
     if let Some(row) = res
         .scale
         .iter()
@@ -1545,50 +1584,9 @@ fn render(
 
     let _ = writeln!(
         w,
-        "\n### Refresh storms\n\nN concurrent `nsauth token --min-ttl {STORM_MIN_TTL}` \
-         processes, released together by a barrier, on a profile whose access token nsauth \
-         was told lives {}s (so all of them find it expiring). \"Token calls\" are counted by \
-         a proxy in front of the emulator's token endpoint; \"refresh_count Δ\" comes from \
-         `nsauth status --json`; outcomes come from each process's `-v` log. Latency: spawn to \
-         exit of each process, ms.\n",
-        http::SHORT_TTL
+        "\n### Refresh storms\n\nIn their own section below (`cargo xtask bench --only storms` \
+         rewrites it alone)."
     );
-    let _ = writeln!(
-        w,
-        "| Store | N | run | ok | token calls | refresh_count Δ | tokens | refreshed / waited / cached | p50 | p99 | max |\n|---|---|---|---|---|---|---|---|---|---|---|"
-    );
-    for s in &res.storms {
-        let _ = writeln!(
-            w,
-            "| {} | {} | {} | {}/{} | {} | {} | {} | {} / {} / {} | {:.0} | {:.0} | {:.0} |",
-            s.store,
-            s.n,
-            s.rep + 1,
-            s.ok,
-            s.n,
-            s.token_calls,
-            s.refresh_count_delta,
-            s.distinct_tokens,
-            s.outcomes.0,
-            s.outcomes.1,
-            s.outcomes.2,
-            s.lat.median,
-            s.lat.p99,
-            s.lat.max
-        );
-    }
-    for s in res.storms.iter().filter(|s| s.first_error.is_some()) {
-        let _ = writeln!(
-            w,
-            "\nFirst failure ({} × {}): `{}`",
-            s.n,
-            s.store,
-            s.first_error
-                .as_deref()
-                .unwrap_or_default()
-                .replace('`', "'")
-        );
-    }
 
     let _ = writeln!(
         w,
@@ -1704,20 +1702,56 @@ fn summary_text(res: &Results) -> String {
     s
 }
 
-/// Writes the generated part between the markers, keeping hand-written text around it.
-fn write_doc(path: &Path, generated: &str) -> Result<(), String> {
-    let block = format!("{BEGIN}\n\n{generated}\n{END}\n");
+/// The storms section's first paragraph: when, what, on which machine.
+fn storms_header(opts: &Opts, m: &Machine, version: &str, res: &Results, took: Duration) -> String {
+    let mut h = format!(
+        "{}, {version} (`cargo xtask bench{}`; {} storm(s) per size, store and binary; {} ms \
+         simulated NetSuite latency on refresh; the run took {:.0} s). Machine: {} cores, load \
+         average (1/5/15 min) {} before, {} after. N concurrent `nsauth token --min-ttl {}` \
+         processes, released together by a barrier, on a profile whose access token nsauth was \
+         told lives {} s (so all of them find it expiring).",
+        m.date,
+        if opts.only_storms {
+            " --only storms"
+        } else {
+            ""
+        },
+        opts.storm_reps,
+        opts.refresh_delay_ms,
+        took.as_secs_f64(),
+        m.cores,
+        m.load_before,
+        m.load_after,
+        storms::STORM_MIN_TTL,
+        http::SHORT_TTL,
+    );
+    if opts.before_bin.is_some() {
+        h.push_str(
+            " Binary `this` is the nsauth under test; `before` is the `--before-bin` nsauth, \
+             run on its own profiles in the same go (interleaved per run).",
+        );
+    }
+    for n in &res.notes {
+        h.push_str(&format!(" Note: {n}."));
+    }
+    h
+}
+
+/// Writes `generated` between the markers `begin` and `end`, keeping the text around them
+/// (appended at the end when the markers are missing).
+fn write_block(path: &Path, begin: &str, end: &str, generated: &str) -> Result<(), String> {
+    let block = format!("{begin}\n\n{generated}\n{end}\n");
     let text = match std::fs::read_to_string(path) {
-        Ok(old) => match (old.find(BEGIN), old.find(END)) {
+        Ok(old) => match (old.find(begin), old.find(end)) {
             (Some(b), Some(e)) if e > b => {
-                let after = &old[e + END.len()..];
+                let after = &old[e + end.len()..];
                 format!("{}{block}\n{}", &old[..b], after.trim_start_matches('\n'))
             }
-            _ => format!("{}\n{block}", old.trim_end()),
+            _ => format!("{}\n\n{block}", old.trim_end()),
         },
         Err(_) => format!(
             "# Benchmarks\n\n`cargo xtask bench` measures the release `nsauth` binary as whole \
-             processes and rewrites the section below.\n\n{block}"
+             processes and rewrites the sections below.\n\n{block}"
         ),
     };
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))

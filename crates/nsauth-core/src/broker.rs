@@ -3,7 +3,8 @@
 //!
 //! Single flight uses nothing but the store's compare-and-swap: the operation that must
 //! refresh first writes a [`Lease`](crate::store::Lease) into the record. Others see the lease, poll the store with
-//! growing, jittered pauses and reuse the winner's token. How a waiter decides that a lease is
+//! growing, jittered pauses, never shorter than twice their last read took (`broker/wait.rs`),
+//! and reuse the winner's token. How a waiter decides that a lease is
 //! dead (by its own monotonic clock, never by comparing wall clocks across hosts) and how the
 //! holder renews it is in `broker/lease.rs`. A failed refresh is written to the record so that
 //! waiters report it instead of each hammering NetSuite in turn.
@@ -16,14 +17,15 @@
 //! Every store call is cut off at `store_timeout`.
 
 mod lease;
+mod local;
 mod recovery;
+mod wait;
 
 use crate::error::Error;
 use crate::flows;
 use crate::http::Http;
 use crate::journal::Journal;
 use crate::profile::{GrantKind, ProfileName};
-use crate::retry::Backoff;
 use crate::store::{
     load_existing, within, Precondition, Record, RefreshFailure, StoreError, TokenStore, Version,
     Versioned,
@@ -77,6 +79,8 @@ pub struct BrokerConfig {
     /// How long a refresh lease lasts without renewal.
     pub lease_ttl: Duration,
     /// The first pause of a waiter; later pauses grow (×1.6, jittered) up to `max_poll_interval`.
+    /// No pause is shorter than twice the waiter's last store read (up to the cap): a slow
+    /// store is a busy one.
     pub poll_interval: Duration,
     /// The longest pause of a waiter.
     pub max_poll_interval: Duration,
@@ -235,11 +239,27 @@ impl Broker {
             };
         }
         let mut watch = lease::LeaseWatch::default();
-        let mut pause = Backoff::new(self.cfg.poll_interval, self.cfg.max_poll_interval);
+        let mut pause = wait::WaitSchedule::new(self.cfg.poll_interval, self.cfg.max_poll_interval);
         // What the record held when this call first read it: "refreshed since" and "failed
         // since" are judged by change, not by comparing timestamps written by other hosts.
         let mut first: Option<(Option<String>, Option<RefreshFailure>)> = None;
         let mut waited = false;
+        // Processes of this machine meet on a lock file first (`broker/local.rs`).
+        let lock = self
+            .journal
+            .as_ref()
+            .map(|j| local::lock_path(j.dir(), &self.store.describe(), name));
+        let local_started = Instant::now();
+        // Waiting on the lock needs no store reads: the holder releases it once the tokens
+        // are saved (or it fails, or dies). Only a holder hung for the lease time is bypassed.
+        let local_left = || self.cfg.lease_ttl.saturating_sub(local_started.elapsed());
+        // A refresh already running on this machine: read the store once it is saved, not
+        // before as well (in a storm, most processes start after the winner took the lock).
+        // Bounded (a NetSuite refresh usually answers well within it), so that a hung holder
+        // only briefly delays a caller whose cached token would do.
+        if let Some(p) = &lock {
+            local::wait_while_held(p, local::BEFORE_FIRST_READ, wait_until).await;
+        }
         loop {
             if Instant::now() >= wait_until {
                 return Err(Error::Store(StoreError::Unavailable {
@@ -250,11 +270,13 @@ impl Broker {
                     retryable: true,
                 }));
             }
+            let read_started = Instant::now();
             let Versioned { record, version } = within(
                 self.store_deadline(wait_until),
                 load_existing(self.store.as_ref(), name),
             )
             .await?;
+            pause.read_took(read_started.elapsed());
             let now = self.cfg.clock.now();
             let access_fp = record.tokens.as_ref().map(|t| t.access_token.fingerprint());
             let (first_fp, first_failure) =
@@ -300,11 +322,34 @@ impl Broker {
                     Recovered::Nothing => {}
                 }
             }
+            // A holder hung with the lock is bypassed once its lease is judged dead, or after
+            // the lease time without a lease in the store.
+            let lock = lock.as_deref().filter(|_| {
+                (live || record.lease.is_none()) && local_started.elapsed() < self.cfg.lease_ttl
+            });
             if live {
                 waited = true;
-                self.pause(&mut pause, wait_until).await;
+                let local = match lock {
+                    Some(p) => local::wait_while_held(p, local_left(), wait_until).await,
+                    None => local::Waited::Free,
+                };
+                if local == local::Waited::Free {
+                    self.pause(&mut pause, wait_until).await;
+                }
                 continue;
             }
+            let _local_hold = match lock.map(local::try_take) {
+                Some(local::Try::Taken(held)) => Some(held),
+                Some(local::Try::Busy) => {
+                    // Another process of this machine is taking the lease: wait for it.
+                    waited = true;
+                    if let Some(p) = lock {
+                        local::wait_while_held(p, local_left(), wait_until).await;
+                    }
+                    continue;
+                }
+                Some(local::Try::Unsupported) | None => None,
+            };
             // Take the lease.
             let mut leased = record.clone();
             leased.lease = Some(lease::lease_for(&op.id, now, self.cfg.lease_ttl));
@@ -363,7 +408,7 @@ impl Broker {
     }
 
     /// Sleeps the next waiter pause, never past `limit`.
-    async fn pause(&self, pause: &mut Backoff, limit: Instant) {
+    async fn pause(&self, pause: &mut wait::WaitSchedule, limit: Instant) {
         let d = pause.next_delay();
         tokio::time::sleep_until((Instant::now() + d).min(limit).into()).await;
     }

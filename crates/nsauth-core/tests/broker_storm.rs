@@ -4,25 +4,25 @@
 
 mod model;
 
+use async_trait::async_trait;
 use model::Memory;
 use nsauth_core::account::AccountId;
 use nsauth_core::broker::{Broker, BrokerConfig, Outcome};
 use nsauth_core::http::Http;
+use nsauth_core::journal::Journal;
 use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile, ProfileName};
-use nsauth_core::store::{Precondition, Record};
-use nsauth_core::TokenStore;
+use nsauth_core::store::{Capabilities, Lease, Precondition, Record, Version, Versioned};
+use nsauth_core::{StoreError, TokenStore};
 use nsauth_emulator::{ClientSpec, Emulator, Fault};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const REDIRECT: &str = "https://127.0.0.1:53682/callback";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waiters_back_off_and_one_refresh_reaches_netsuite() {
-    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+/// A profile logged in on `emu`, in a fresh memory store, with a token nsauth was told lives
+/// 120 s (so `--min-ttl 300` finds it expiring).
+async fn logged_in(emu: &Emulator) -> (Arc<Memory>, ProfileName) {
     emu.add_user("storm@example.com", "pw");
     emu.add_client(ClientSpec::public("storm", REDIRECT));
     emu.set_access_ttl(120);
@@ -59,6 +59,15 @@ async fn waiters_back_off_and_one_refresh_reaches_netsuite() {
         .await
         .unwrap();
     emu.set_access_ttl(3600);
+    (memory, name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_back_off_and_one_refresh_reaches_netsuite() {
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (memory, name) = logged_in(&emu).await;
     emu.inject(Fault::Delay(Duration::from_millis(1500)));
     let before = emu.counters().token_requests;
     let calls_before = memory.calls.load(Ordering::Relaxed);
@@ -91,6 +100,238 @@ async fn waiters_back_off_and_one_refresh_reaches_netsuite() {
     assert!(
         calls <= CALLERS * 10,
         "{calls} store calls for {CALLERS} callers: waiters are hammering the store"
+    );
+    emu.shutdown().await;
+}
+
+/// A store that answers each call `delay` after taking its snapshot (a busy remote store),
+/// counting loads.
+#[derive(Debug)]
+struct Slow {
+    inner: Arc<Memory>,
+    delay: Duration,
+    loads: AtomicU64,
+}
+
+#[async_trait]
+impl TokenStore for Slow {
+    fn describe(&self) -> String {
+        "slow://model".into()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        let snapshot = self.inner.load(name).await;
+        tokio::time::sleep(self.delay).await;
+        snapshot
+    }
+
+    async fn put(
+        &self,
+        name: &ProfileName,
+        record: &Record,
+        condition: Precondition,
+    ) -> Result<Version, StoreError> {
+        let r = self.inner.put(name, record, condition).await;
+        tokio::time::sleep(self.delay).await;
+        r
+    }
+
+    async fn delete(
+        &self,
+        name: &ProfileName,
+        version: Option<&Version>,
+    ) -> Result<(), StoreError> {
+        self.inner.delete(name, version).await
+    }
+
+    async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {
+        self.inner.list().await
+    }
+}
+
+/// On a store that takes 300 ms per read, a waiter reads again no sooner than twice that:
+/// reading a busy store faster only queues more requests ahead of the lease holder's write.
+/// The old schedule (40 ms growing by x1.6, whatever the store's pace) read 6 times or more
+/// while another host refreshed for 2 s; now at most 5, and the waiter still takes the
+/// holder's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_reads_a_slow_store_at_the_stores_pace() {
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (memory, name) = logged_in(&emu).await;
+    // Another host holds the lease (its holder can never be judged dead from here).
+    let current = memory.load(&name).await.unwrap().unwrap();
+    let mut leased = current.record.clone();
+    leased.lease = Some(Lease {
+        holder: "another-host:1:op".into(),
+        until: time::OffsetDateTime::now_utc() + time::Duration::seconds(40),
+        ttl_ms: Some(40_000),
+    });
+    let v = memory
+        .put(&name, &leased, Precondition::Match(current.version))
+        .await
+        .unwrap();
+    let slow = Arc::new(Slow {
+        inner: memory.clone(),
+        delay: Duration::from_millis(300),
+        loads: AtomicU64::new(0),
+    });
+    let store: Arc<dyn TokenStore> = slow.clone();
+    let started = Instant::now();
+    let waiter = tokio::spawn({
+        let name = name.clone();
+        async move {
+            Broker::new(store, Http::new().unwrap(), BrokerConfig::default())
+                .access_token(&name, Duration::from_secs(300))
+                .await
+        }
+    });
+    // The holder refreshes for 2 s, then stores the new tokens and releases the lease.
+    let old = leased.tokens.clone().unwrap();
+    let fresh = nsauth_core::flows::refresh(&Http::new().unwrap(), &leased.profile, &old)
+        .await
+        .unwrap();
+    tokio::time::sleep_until((started + Duration::from_secs(2)).into()).await;
+    let mut done = leased.clone();
+    done.tokens = Some(fresh.clone());
+    done.lease = None;
+    memory
+        .put(&name, &done, Precondition::Match(v))
+        .await
+        .unwrap();
+    let (got, outcome) = waiter.await.unwrap().expect("the waiter gets the token");
+    assert_eq!(outcome, Outcome::Waited);
+    assert_eq!(
+        got.access_token.fingerprint(),
+        fresh.access_token.fingerprint()
+    );
+    let loads = slow.loads.load(Ordering::SeqCst);
+    assert!(
+        loads <= 5,
+        "{loads} reads of a 300 ms store during a 2 s refresh: the waiter ignores the store's pace"
+    );
+    emu.shutdown().await;
+}
+
+/// Callers of one machine (brokers with the same journal directory) meet on a local lock:
+/// the waiters wait there, not polling the store, and read it about twice each (before the
+/// refresh and after the holder saved). Polling a 50 ms store during a 1.5 s refresh, even
+/// with backoff, cost each waiter 6 reads or more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_of_one_machine_wait_on_the_local_lock_not_the_store() {
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (memory, name) = logged_in(&emu).await;
+    emu.inject(Fault::Delay(Duration::from_millis(1500)));
+    let before = emu.counters().token_requests;
+    let slow = Arc::new(Slow {
+        inner: memory.clone(),
+        delay: Duration::from_millis(50),
+        loads: AtomicU64::new(0),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    const CALLERS: u64 = 16;
+    let mut tasks = Vec::new();
+    for _ in 0..CALLERS {
+        let store: Arc<dyn TokenStore> = slow.clone();
+        let journal = Journal::new(dir.path().join("journal"), Some(dir.path().join("key")));
+        let name = name.clone();
+        tasks.push(tokio::spawn(async move {
+            Broker::new(store, Http::new().unwrap(), BrokerConfig::default())
+                .with_journal(journal)
+                .access_token(&name, Duration::from_secs(300))
+                .await
+        }));
+    }
+    let mut tokens = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (t, _) = t.await.unwrap().expect("every caller gets a token");
+        tokens.insert(t.access_token.fingerprint());
+    }
+    assert_eq!(tokens.len(), 1, "one token for all");
+    assert_eq!(
+        emu.counters().token_requests - before,
+        1,
+        "one refresh reaches NetSuite"
+    );
+    let loads = slow.loads.load(Ordering::SeqCst);
+    assert!(
+        loads <= CALLERS * 3,
+        "{loads} store reads for {CALLERS} callers of one machine: the waiters poll the store"
+    );
+    emu.shutdown().await;
+}
+
+/// Callers that start while another process of this machine refreshes read the store once,
+/// after the refresh is saved, not before as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_callers_of_one_machine_read_the_store_once() {
+    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (memory, name) = logged_in(&emu).await;
+    emu.inject(Fault::Delay(Duration::from_millis(1500)));
+    let slow = Arc::new(Slow {
+        inner: memory.clone(),
+        delay: Duration::from_millis(20),
+        loads: AtomicU64::new(0),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let broker = || {
+        let store: Arc<dyn TokenStore> = slow.clone();
+        Broker::new(store, Http::new().unwrap(), BrokerConfig::default()).with_journal(
+            Journal::new(dir.path().join("journal"), Some(dir.path().join("key"))),
+        )
+    };
+    let first = broker();
+    let winner = tokio::spawn({
+        let name = name.clone();
+        async move { first.access_token(&name, Duration::from_secs(300)).await }
+    });
+    // Wait (with a deadline) until the first caller holds the lease: it is refreshing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while memory
+        .load(&name)
+        .await
+        .unwrap()
+        .unwrap()
+        .record
+        .lease
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first caller never took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let loads_before = slow.loads.load(Ordering::SeqCst);
+    const LATE: u64 = 8;
+    let mut tasks = Vec::new();
+    for _ in 0..LATE {
+        let b = broker();
+        let name = name.clone();
+        tasks.push(tokio::spawn(async move {
+            b.access_token(&name, Duration::from_secs(300)).await
+        }));
+    }
+    let (won, _) = winner.await.unwrap().unwrap();
+    for t in tasks {
+        let (t, _) = t.await.unwrap().expect("every late caller gets a token");
+        assert_eq!(t.access_token.fingerprint(), won.access_token.fingerprint());
+    }
+    // The winner's own reads after the lease are at most a couple.
+    let loads = slow.loads.load(Ordering::SeqCst) - loads_before;
+    assert!(
+        loads <= LATE + 2,
+        "{loads} store reads for {LATE} callers that started during a refresh on this machine"
     );
     emu.shutdown().await;
 }

@@ -2,6 +2,7 @@
 //! without the long instance-metadata probing that makes a laptop with no credentials hang,
 //! and an HTTPS client on rustls with ring.
 
+use crate::identity::Identity;
 use crate::uri::StoreUri;
 use aws_config::environment::{
     EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
@@ -77,6 +78,25 @@ impl Settings {
 fn http_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The Secrets Manager client's HTTP client. For a plain `http://` endpoint (a local one)
+/// it trusts no certificate: loading the system's CA certificates costs more instructions
+/// than the rest of a cached `token` together, and such an endpoint never does TLS.
+/// Credential providers keep [`http_client`].
+fn service_http_client(endpoint: Option<&str>) -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+    if !endpoint.is_some_and(|e| e.starts_with("http://")) {
+        return http_client();
+    }
+    let no_roots = TlsContext::builder()
+        .with_trust_store(TrustStore::empty())
+        .build()
+        .expect("a TLS context without certificates is valid");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .tls_context(no_roots)
         .build_https()
 }
 
@@ -218,12 +238,16 @@ async fn check_credentials(
 /// call STS, SSO or the metadata service to find credentials.
 pub(crate) async fn client(
     uri: &StoreUri,
+    id: &Identity,
     settings: &Settings,
 ) -> Result<aws_sdk_secretsmanager::Client, StoreError> {
     let http = http_client();
-    let base = ProviderConfig::default().with_http_client(http.clone());
+    let base = ProviderConfig::default().with_http_client(http);
     let imds = settings.credentials.is_none() && imds_wanted(settings.instance_metadata);
-    let region = region(uri, &base, imds).await?;
+    let region = match &id.region {
+        Some(r) => Region::new(r.clone()),
+        None => region(uri, &base, imds).await?,
+    };
     let credentials = match &settings.credentials {
         Some(fixed) => SharedCredentialsProvider::new(fixed.clone()),
         None => SharedCredentialsProvider::new(credential_chain(
@@ -234,7 +258,7 @@ pub(crate) async fn client(
     check_credentials(&credentials, settings, &uri.prefix).await?;
 
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(service_http_client(id.endpoint.as_deref()))
         .region(region)
         .credentials_provider(credentials)
         .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)))
@@ -245,7 +269,7 @@ pub(crate) async fn client(
                 .operation_timeout(settings.operation_timeout)
                 .build(),
         );
-    if let Some(endpoint) = &uri.endpoint {
+    if let Some(endpoint) = id.endpoint.as_ref().filter(|_| id.configured_endpoint) {
         loader = loader.endpoint_url(endpoint);
     }
     let config = loader.load().await;

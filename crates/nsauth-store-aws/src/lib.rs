@@ -22,7 +22,10 @@
 //! use nsauth_store_aws::AwsStore;
 //!
 //! let store = AwsStore::from_uri("aws-sm://nsauth/prod?region=eu-west-1").unwrap();
-//! assert_eq!(store.describe(), "aws-sm://nsauth/prod?region=eu-west-1");
+//! assert_eq!(
+//!     store.describe(),
+//!     "aws-sm://nsauth/prod?region=eu-west-1&endpoint=https://secretsmanager.eu-west-1.amazonaws.com"
+//! );
 //! assert!(store.capabilities().compare_and_swap);
 //! let name = nsauth_core::ProfileName::parse("sb1").unwrap();
 //! assert_eq!(store.secret_name(&name), "nsauth/prod/sb1");
@@ -33,6 +36,7 @@
 
 mod config;
 mod errors;
+mod identity;
 mod names;
 mod store;
 mod uri;

@@ -2,6 +2,7 @@
 
 use crate::config::{self, Settings};
 use crate::errors::{self, code};
+use crate::identity::{self, Identity};
 use crate::{names, uri};
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
@@ -11,7 +12,7 @@ use nsauth_core::seal::decode_record;
 use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
 use nsauth_core::{ProfileName, StoreError, TokenStore};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::OnceCell;
 use zeroize::Zeroizing;
 
@@ -34,6 +35,7 @@ pub struct AwsStore {
 struct Inner {
     uri: uri::StoreUri,
     settings: Settings,
+    identity: OnceLock<Identity>,
     client: OnceCell<Client>,
 }
 
@@ -64,6 +66,7 @@ impl AwsStore {
             inner: Arc::new(Inner {
                 uri,
                 settings,
+                identity: OnceLock::new(),
                 client: OnceCell::new(),
             }),
         })
@@ -80,13 +83,22 @@ impl AwsStore {
         names::secret_name(self.prefix(), profile)
     }
 
+    /// The region and endpoint this store's requests go to, resolved on first use (from the
+    /// URI, the environment and the AWS config files) and then fixed.
+    fn identity(&self) -> &Identity {
+        self.inner
+            .identity
+            .get_or_init(|| identity::resolve(&self.inner.uri))
+    }
+
     /// The Secrets Manager client, built on first use: reads the AWS configuration and
     /// finds credentials (within [`Settings::credentials_timeout`]).
     pub async fn client(&self) -> Result<&Client, StoreError> {
         let inner = &self.inner;
+        let id = self.identity();
         inner
             .client
-            .get_or_try_init(|| config::client(&inner.uri, &inner.settings))
+            .get_or_try_init(|| config::client(&inner.uri, id, &inner.settings))
             .await
     }
 
@@ -313,20 +325,10 @@ fn encode(name: &ProfileName, record: &Record) -> Result<Zeroizing<String>, Stor
 
 #[async_trait]
 impl TokenStore for AwsStore {
+    /// `aws-sm://PREFIX?region=R&endpoint=URL` with the region and endpoint resolved as the
+    /// client uses them, wherever they come from: the canonical identity of the store.
     fn describe(&self) -> String {
-        let u = &self.inner.uri;
-        let mut options = Vec::new();
-        if let Some(r) = &u.region {
-            options.push(format!("region={r}"));
-        }
-        if let Some(e) = &u.endpoint {
-            options.push(format!("endpoint={e}"));
-        }
-        if options.is_empty() {
-            format!("aws-sm://{}", u.prefix)
-        } else {
-            format!("aws-sm://{}?{}", u.prefix, options.join("&"))
-        }
+        self.identity().describe(&self.inner.uri.prefix)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -13,11 +13,13 @@ const CLOSED: &str = "http://127.0.0.1:1";
 fn from_uri_does_no_io_and_rejects_bad_uris() {
     // Would fail at once if it looked for credentials or a region.
     let store = AwsStore::from_uri(&format!("aws-sm://nsauth/ci?endpoint={CLOSED}")).unwrap();
-    assert_eq!(
-        store.describe(),
-        format!("aws-sm://nsauth/ci?endpoint={CLOSED}")
-    );
     assert!(format!("{store:?}").contains("connected: false"));
+    let described = store.describe();
+    assert!(
+        described.starts_with("aws-sm://nsauth/ci?region=")
+            && described.ends_with(&format!("&endpoint={CLOSED}")),
+        "{described}"
+    );
     let caps = store.capabilities();
     assert!(caps.compare_and_swap && caps.versioned_history);
     assert!(!caps.encrypts_at_rest && !caps.local);
@@ -121,4 +123,85 @@ fn no_credentials_fail_fast_with_one_clear_line() {
     assert!(line.contains("no AWS credentials found"), "{line}");
     assert!(line.contains("AWS_PROFILE"), "{line}");
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+}
+
+/// `describe()` of `aws-sm://nsauth/ci` (plus `NSAUTH_TEST_URI_OPTIONS`) in an environment of
+/// the parent's choosing.
+#[test]
+#[ignore = "run by describe_is_the_resolved_identity_wherever_region_and_endpoint_come_from"]
+fn child_describe() {
+    let options = std::env::var("NSAUTH_TEST_URI_OPTIONS").unwrap_or_default();
+    let store = AwsStore::from_uri(&format!("aws-sm://nsauth/ci{options}")).unwrap();
+    println!("DESCRIBED: {}", store.describe());
+}
+
+fn described_in(env: &[(&str, &str)], aws_config: Option<&str>) -> String {
+    let home = tempfile::tempdir().unwrap();
+    if let Some(cfg) = aws_config {
+        std::fs::create_dir_all(home.path().join(".aws")).unwrap();
+        std::fs::write(home.path().join(".aws/config"), cfg).unwrap();
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "child_describe", "--nocapture"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed:\n{stdout}");
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("DESCRIBED: ").map(|(_, d)| d.to_owned()))
+        .expect("the child prints describe()")
+}
+
+/// The recovery journal keys its entries by `describe()`: the same prefix in two regions
+/// (given by the environment or the AWS profile, not the URI) or behind another endpoint is
+/// another store and must be described differently.
+#[test]
+fn describe_is_the_resolved_identity_wherever_region_and_endpoint_come_from() {
+    let eu = described_in(&[("AWS_REGION", "eu-west-1")], None);
+    assert_eq!(
+        eu,
+        "aws-sm://nsauth/ci?region=eu-west-1&endpoint=https://secretsmanager.eu-west-1.amazonaws.com"
+    );
+    let us = described_in(&[("AWS_DEFAULT_REGION", "us-east-2")], None);
+    assert_eq!(
+        us,
+        "aws-sm://nsauth/ci?region=us-east-2&endpoint=https://secretsmanager.us-east-2.amazonaws.com"
+    );
+    let profile = described_in(
+        &[("AWS_PROFILE", "ci")],
+        Some("[profile ci]\nregion = ap-southeast-2\n"),
+    );
+    assert_eq!(
+        profile,
+        "aws-sm://nsauth/ci?region=ap-southeast-2&endpoint=https://secretsmanager.ap-southeast-2.amazonaws.com"
+    );
+    let local = described_in(
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+        ],
+        None,
+    );
+    assert_eq!(
+        local,
+        "aws-sm://nsauth/ci?region=eu-west-1&endpoint=http://127.0.0.1:4566"
+    );
+    assert_ne!(eu, us, "two regions, one prefix: two identities");
+    // The URI wins over the environment, as in the client.
+    let uri_region = described_in(
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("NSAUTH_TEST_URI_OPTIONS", "?region=us-west-2"),
+        ],
+        None,
+    );
+    assert_eq!(
+        uri_region,
+        "aws-sm://nsauth/ci?region=us-west-2&endpoint=https://secretsmanager.us-west-2.amazonaws.com"
+    );
 }

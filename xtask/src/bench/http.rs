@@ -4,8 +4,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The emulator's token endpoint (nsauth_emulator::TOKEN_PATH).
 pub const TOKEN_PATH: &str = "/services/rest/auth/oauth2/v1/token";
@@ -180,6 +180,9 @@ pub fn browser_login(authorize_url: &str, email: &str, password: &str) -> Result
     Err("too many pages without a redirect".into())
 }
 
+/// When a refresh request arrived at the proxy, and when its answer left (if it did).
+pub type RefreshTimes = (Instant, Option<Instant>);
+
 /// A proxy in front of the emulator that counts token-endpoint requests, can hold refresh
 /// answers for a while (NetSuite's latency), and can shorten the `expires_in` nsauth is told.
 #[derive(Clone)]
@@ -193,6 +196,8 @@ pub struct TokenProxy {
     pub shorten: Arc<AtomicBool>,
     /// Milliseconds to hold a refresh answer.
     pub refresh_delay_ms: Arc<AtomicU64>,
+    /// When the last refresh request arrived, and when its answer was sent.
+    pub last_refresh: Arc<Mutex<Option<RefreshTimes>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -210,6 +215,7 @@ impl TokenProxy {
             refresh_requests: Arc::default(),
             shorten: Arc::default(),
             refresh_delay_ms: Arc::default(),
+            last_refresh: Arc::default(),
             stop: Arc::default(),
         };
         let p = proxy.clone();
@@ -275,9 +281,14 @@ impl TokenProxy {
             parts.next().unwrap_or_default().to_owned(),
         );
         let is_token = method == "POST" && path.split('?').next() == Some(TOKEN_PATH);
+        let mut is_refresh = false;
         if is_token {
             self.token_requests.fetch_add(1, Ordering::SeqCst);
             if find(&body, b"grant_type=refresh_token").is_some() {
+                is_refresh = true;
+                if let Ok(mut l) = self.last_refresh.lock() {
+                    *l = Some((Instant::now(), None));
+                }
                 self.refresh_requests.fetch_add(1, Ordering::SeqCst);
                 let ms = self.refresh_delay_ms.load(Ordering::SeqCst);
                 if ms > 0 {
@@ -326,10 +337,19 @@ impl TokenProxy {
             out_body.len()
         ));
         let mut conn = conn;
-        conn.write_all(out.as_bytes())
+        let sent = conn
+            .write_all(out.as_bytes())
             .and_then(|()| conn.write_all(&out_body))
             .and_then(|()| conn.flush())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        if is_refresh {
+            if let Ok(mut l) = self.last_refresh.lock() {
+                if let Some((_, answered)) = l.as_mut() {
+                    *answered = Some(Instant::now());
+                }
+            }
+        }
+        sent
     }
 }
 

@@ -166,6 +166,8 @@ pub fn strip_ansi(s: &str) -> String {
 
 /// One process of a storm.
 pub struct StormRun {
+    /// When this process was spawned (all within a moment of the barrier's release).
+    pub start: Instant,
     pub latency_ms: f64,
     pub ok: bool,
     pub stdout: String,
@@ -191,12 +193,14 @@ pub fn storm(n: usize, make: &(dyn Fn() -> Command + Sync)) -> Vec<StormRun> {
                     let latency_ms = ms(start.elapsed());
                     match out {
                         Ok(o) => StormRun {
+                            start,
                             latency_ms,
                             ok: o.status.success(),
                             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
                             stderr: strip_ansi(&String::from_utf8_lossy(&o.stderr)),
                         },
                         Err(e) => StormRun {
+                            start,
                             latency_ms,
                             ok: false,
                             stdout: String::new(),
@@ -210,6 +214,7 @@ pub fn storm(n: usize, make: &(dyn Fn() -> Command + Sync)) -> Vec<StormRun> {
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| StormRun {
+                    start: Instant::now(),
                     latency_ms: f64::NAN,
                     ok: false,
                     stdout: String::new(),
