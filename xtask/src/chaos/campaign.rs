@@ -453,6 +453,8 @@ pub fn run_op(
                     &b,
                     "--identity",
                     &w.identity.display().to_string(),
+                    // The emulator's endpoints are not NetSuite's: confirmed, as a user would.
+                    "--yes",
                 ]);
                 let import = exec::run(reg, id, slot, c, None, OP_DEADLINE);
                 Ran {

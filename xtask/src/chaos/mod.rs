@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+pub(crate) use world::FAKETIME_LIB;
 
 const USAGE: &str = "usage: cargo xtask chaos [--seed N] [--minutes M | --ops N] [--concurrency K] [--no-skew] [--no-build] [--keep] [-v]";
 

@@ -19,7 +19,7 @@ pub const ACCESS_TTL: u64 = 90;
 pub const MIN_TTL: u64 = 60;
 /// How long one nsauth process may run before it counts as hung.
 pub const OP_DEADLINE: Duration = Duration::from_secs(120);
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+pub(crate) const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// What kind of client a slot's profile has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
