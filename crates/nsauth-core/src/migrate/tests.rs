@@ -170,13 +170,50 @@ fn stores() -> (Arc<Memory>, Arc<Memory>) {
     (Arc::default(), Arc::default())
 }
 
+/// Stores where the source holds `src` and, when given, the destination holds `dst`.
+fn stores_with(src: Record, dst: Option<Record>) -> (Arc<Memory>, Arc<Memory>) {
+    let (s, d) = stores();
+    s.set("pub", src);
+    if let Some(dst) = dst {
+        d.set("pub", dst);
+    }
+    (s, d)
+}
+
+/// Migrates profile "pub" from `src` to `dst`, without a recovery journal.
+async fn run(src: &Memory, dst: &dyn TokenStore, dry_run: bool) -> Result<Outcome, Error> {
+    migrate_profile(src, dst, &name(), dry_run, None).await
+}
+
+/// Runs a migration that must fail with exit code `code`; returns its error.
+async fn run_fails(src: &Memory, dst: &dyn TokenStore, code: i32) -> Error {
+    let err = run(src, dst, false).await.unwrap_err();
+    assert_eq!(err.exit_code(), code, "{err}");
+    err
+}
+
+/// The refresh token `store` holds for "pub".
+fn held(store: &Memory) -> String {
+    refresh_token(&store.get("pub").unwrap()).unwrap()
+}
+
+/// Whether `store`'s "pub" record is marked moved.
+fn moved(store: &Memory) -> bool {
+    store.get("pub").unwrap().moved.is_some()
+}
+
+/// Sets `hook` to refresh the source to generation 2, as another process would.
+fn refresh_source_on(hook: &Mutex<Option<Hook>>, src: &Arc<Memory>) {
+    let s = Arc::clone(src);
+    *hook.lock().unwrap() = Some(Box::new(move || {
+        s.set("pub", logged_in(true, 2));
+    }));
+}
+
 #[tokio::test]
 async fn copies_and_retires_a_public_source() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(true, 1));
-    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap();
+    let (src, dst) = stores_with(logged_in(true, 1), None);
+    let out = run(&src, dst.as_ref(), false).await.unwrap();
     assert_eq!(
         out,
         Outcome::Copied {
@@ -184,149 +221,86 @@ async fn copies_and_retires_a_public_source() {
             source_retired: true
         }
     );
-    assert_eq!(
-        refresh_token(&dst.get("pub").unwrap()).unwrap(),
-        "refresh-1"
-    );
+    assert_eq!(held(&dst), "refresh-1");
     let s = src.get("pub").unwrap();
     assert!(s.tokens.is_none() && s.moved.is_some());
 }
 
 #[tokio::test]
 async fn destination_created_first_without_tokens_is_refused_and_the_source_kept() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(true, 1));
-    dst.set("pub", Record::new(profile(true)));
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
+    let (src, dst) = stores_with(logged_in(true, 1), Some(Record::new(profile(true))));
+    let err = run_fails(&src, dst.as_ref(), 2).await;
     assert!(err.to_string().contains("without tokens"), "{err}");
-    let s = src.get("pub").unwrap();
-    assert_eq!(
-        refresh_token(&s).unwrap(),
-        "refresh-1",
-        "source tokens kept"
-    );
-    assert!(s.moved.is_none());
+    assert_eq!(held(&src), "refresh-1", "source tokens kept");
+    assert!(!moved(&src));
     assert!(dst.get("pub").unwrap().tokens.is_none());
 }
 
 #[tokio::test]
 async fn destination_with_older_tokens_is_refused_and_the_source_kept() {
-    let (src, dst) = stores();
     // A first run copied generation 1; its retire failed; the source refreshed since.
-    src.set("pub", logged_in(true, 2));
-    dst.set("pub", logged_in(true, 1));
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
-    assert_eq!(
-        refresh_token(&src.get("pub").unwrap()).unwrap(),
-        "refresh-2"
-    );
-    assert!(src.get("pub").unwrap().moved.is_none());
-    assert_eq!(
-        refresh_token(&dst.get("pub").unwrap()).unwrap(),
-        "refresh-1"
-    );
+    let (src, dst) = stores_with(logged_in(true, 2), Some(logged_in(true, 1)));
+    run_fails(&src, dst.as_ref(), 2).await;
+    assert_eq!(held(&src), "refresh-2");
+    assert!(!moved(&src));
+    assert_eq!(held(&dst), "refresh-1");
 }
 
 #[tokio::test]
 async fn rerun_after_a_failed_retire_finishes_when_the_destination_holds_the_tokens() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(true, 1));
-    dst.set("pub", logged_in(true, 1));
-    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap();
+    let (src, dst) = stores_with(logged_in(true, 1), Some(logged_in(true, 1)));
+    let out = run(&src, dst.as_ref(), false).await.unwrap();
     assert_eq!(
         out,
         Outcome::AlreadyThere {
             source_retired: true
         }
     );
-    assert!(src.get("pub").unwrap().moved.is_some());
+    assert!(moved(&src));
 }
 
 #[tokio::test]
 async fn a_refresh_between_copy_and_retire_is_never_wiped() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(true, 1));
-    let s = Arc::clone(&src);
-    *dst.after_create.lock().unwrap() = Some(Box::new(move || {
-        // Another process refreshes the source: generation 1 is now consumed.
-        s.set("pub", logged_in(true, 2));
-    }));
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
+    let (src, dst) = stores_with(logged_in(true, 1), None);
+    // Another process refreshes the source: generation 1 is now consumed.
+    refresh_source_on(&dst.after_create, &src);
+    let err = run_fails(&src, dst.as_ref(), 2).await;
     assert!(err.to_string().contains("run migrate again"), "{err}");
-    let s = src.get("pub").unwrap();
-    assert_eq!(
-        refresh_token(&s).unwrap(),
-        "refresh-2",
-        "the refresh survived"
-    );
-    assert!(s.moved.is_none());
+    assert_eq!(held(&src), "refresh-2", "the refresh survived");
+    assert!(!moved(&src));
     assert!(dst.get("pub").is_none(), "the stale copy was taken back");
     // A re-run now copies the current tokens.
-    migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        refresh_token(&dst.get("pub").unwrap()).unwrap(),
-        "refresh-2"
-    );
+    run(&src, dst.as_ref(), false).await.unwrap();
+    assert_eq!(held(&dst), "refresh-2");
 }
 
 #[tokio::test]
 async fn a_refresh_during_a_rerun_is_never_wiped() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(true, 1));
-    dst.set("pub", logged_in(true, 1));
-    let s = Arc::clone(&src);
-    *dst.after_load.lock().unwrap() = Some(Box::new(move || {
-        s.set("pub", logged_in(true, 2));
-    }));
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
-    assert_eq!(
-        refresh_token(&src.get("pub").unwrap()).unwrap(),
-        "refresh-2"
-    );
-    assert!(src.get("pub").unwrap().moved.is_none());
+    let (src, dst) = stores_with(logged_in(true, 1), Some(logged_in(true, 1)));
+    refresh_source_on(&dst.after_load, &src);
+    run_fails(&src, dst.as_ref(), 2).await;
+    assert_eq!(held(&src), "refresh-2");
+    assert!(!moved(&src));
 }
 
 #[tokio::test]
 async fn a_live_refresh_lease_is_refused() {
-    let (src, dst) = stores();
     let mut r = logged_in(true, 1);
     r.lease = Some(Lease {
         holder: "other".into(),
         until: OffsetDateTime::now_utc() + time::Duration::seconds(30),
         ttl_ms: Some(30_000),
     });
-    src.set("pub", r);
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
+    let (src, dst) = stores_with(r, None);
+    run_fails(&src, dst.as_ref(), 2).await;
     assert!(dst.get("pub").is_none());
-    assert!(src.get("pub").unwrap().moved.is_none());
+    assert!(!moved(&src));
 }
 
 #[tokio::test]
 async fn a_confidential_client_is_copied_and_never_retired() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(false, 1));
-    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap();
+    let (src, dst) = stores_with(logged_in(false, 1), None);
+    let out = run(&src, dst.as_ref(), false).await.unwrap();
     assert_eq!(
         out,
         Outcome::Copied {
@@ -336,9 +310,7 @@ async fn a_confidential_client_is_copied_and_never_retired() {
     );
     // Both copies refresh independently afterwards; a re-run changes nothing.
     src.set("pub", logged_in(false, 2));
-    let again = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap();
+    let again = run(&src, dst.as_ref(), false).await.unwrap();
     assert_eq!(
         again,
         Outcome::AlreadyThere {
@@ -350,19 +322,15 @@ async fn a_confidential_client_is_copied_and_never_retired() {
 
 #[tokio::test]
 async fn a_dry_run_changes_nothing() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(true, 1));
-    dst.set("pub", logged_in(true, 1));
-    let out = migrate_profile(src.as_ref(), dst.as_ref(), &name(), true, None)
-        .await
-        .unwrap();
+    let (src, dst) = stores_with(logged_in(true, 1), Some(logged_in(true, 1)));
+    let out = run(&src, dst.as_ref(), true).await.unwrap();
     assert_eq!(
         out,
         Outcome::AlreadyThere {
             source_retired: false
         }
     );
-    assert!(src.get("pub").unwrap().moved.is_none());
+    assert!(!moved(&src));
 }
 
 /// Two handles on one store, as two URIs naming the same file would give.
@@ -398,26 +366,16 @@ impl TokenStore for Alias {
 
 #[tokio::test]
 async fn the_same_store_under_another_name_is_refused() {
-    let (src, _) = stores();
-    src.set("pub", logged_in(true, 1));
+    let (src, _) = stores_with(logged_in(true, 1), None);
     let alias = Alias(Arc::clone(&src));
-    let err = migrate_profile(src.as_ref(), &alias, &name(), false, None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
-    let s = src.get("pub").unwrap();
-    assert_eq!(
-        refresh_token(&s).unwrap(),
-        "refresh-1",
-        "the only copy was wiped"
-    );
-    assert!(s.moved.is_none());
+    run_fails(&src, &alias, 2).await;
+    assert_eq!(held(&src), "refresh-1", "the only copy was wiped");
+    assert!(!moved(&src));
 }
 
 #[tokio::test]
 async fn tokens_waiting_in_the_recovery_journal_are_refused() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(true, 1));
+    let (src, dst) = stores_with(logged_in(true, 1), None);
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::new(dir.path().join("journal"), Some(dir.path().join("key")));
     // A refresh whose tokens the store refused: generation 2 waits in the journal.
@@ -435,38 +393,26 @@ async fn tokens_waiting_in_the_recovery_journal_are_refused() {
     assert_eq!(err.exit_code(), 2, "{err}");
     assert!(err.to_string().contains("recovery journal"), "{err}");
     assert!(dst.get("pub").is_none());
-    assert!(src.get("pub").unwrap().moved.is_none());
+    assert!(!moved(&src));
 }
 
 #[tokio::test]
 async fn a_retire_whose_answer_was_lost_keeps_the_copy_and_a_rerun_finishes() {
-    let (src, dst) = stores();
-    src.set("pub", logged_in(true, 1));
+    let (src, dst) = stores_with(logged_in(true, 1), None);
     *src.lose_next_cas_answer.lock().unwrap() = true;
-    let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap_err();
-    assert_eq!(err.exit_code(), 4, "{err}");
+    let err = run_fails(&src, dst.as_ref(), 4).await;
     assert!(err.to_string().contains("run migrate again"), "{err}");
     // The retire landed: the copy is now the only one and must stay.
-    assert!(src.get("pub").unwrap().moved.is_some());
-    assert_eq!(
-        refresh_token(&dst.get("pub").unwrap()).unwrap(),
-        "refresh-1"
-    );
-    let again = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, None)
-        .await
-        .unwrap();
+    assert!(moved(&src));
+    assert_eq!(held(&dst), "refresh-1");
+    let again = run(&src, dst.as_ref(), false).await.unwrap();
     assert_eq!(
         again,
         Outcome::AlreadyThere {
             source_retired: false
         }
     );
-    assert_eq!(
-        refresh_token(&dst.get("pub").unwrap()).unwrap(),
-        "refresh-1"
-    );
+    assert_eq!(held(&dst), "refresh-1");
 }
 
 mod histories;
