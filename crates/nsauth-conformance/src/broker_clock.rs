@@ -1,20 +1,17 @@
 //! The refresh lease across hosts whose clocks disagree, and its renewal.
 
-use crate::broker::{config, http, logged_in_profile};
+use crate::setup::{clean_up, config, expiring_login, http, load, plant_lease};
 use crate::Fixture;
 use nsauth_core::broker::{Broker, BrokerConfig, Clock, Outcome};
-use nsauth_core::store::{self, Lease};
-use nsauth_emulator::{Emulator, Fault};
+use nsauth_core::store::Lease;
+use nsauth_emulator::Fault;
 use std::time::{Duration, Instant};
 
 async fn wait_for_lease(fx: &dyn Fixture, name: &nsauth_core::ProfileName) -> Lease {
     let store = fx.open().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let rec = store::load_existing(store.as_ref(), name)
-            .await
-            .expect("load")
-            .record;
+        let rec = load(store.as_ref(), name).await;
         if let Some(l) = rec.lease {
             return l;
         }
@@ -28,11 +25,7 @@ async fn wait_for_lease(fx: &dyn Fixture, name: &nsauth_core::ProfileName) -> Le
 /// reaches NetSuite and both callers get its token.
 pub async fn skewed_clock_waiter_leaves_a_live_lease_alone(fx: &dyn Fixture) {
     for skew in [time::Duration::hours(1), time::Duration::hours(-1)] {
-        let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("emulator");
-        emu.set_access_ttl(120);
-        let name = logged_in_profile(fx, &emu).await;
+        let (emu, name) = expiring_login(fx).await;
         emu.set_access_ttl(3600);
         emu.inject(Fault::Delay(Duration::from_millis(1200)));
         let before = emu.counters();
@@ -75,30 +68,23 @@ pub async fn skewed_clock_waiter_leaves_a_live_lease_alone(fx: &dyn Fixture) {
             1,
             "skew {skew}: exactly one refresh reaches NetSuite"
         );
-        fx.open().await.delete(&name, None).await.expect("cleanup");
-        emu.shutdown().await;
+        clean_up(fx.open().await.as_ref(), &name, emu).await;
     }
 }
 
 /// A lease left by a dead holder on a host whose clock is an hour ahead (its `until` is an
 /// hour away by ours) is taken over after the lease time, not after an hour.
 pub async fn fast_clock_dead_lease_is_taken_over_in_lease_time(fx: &dyn Fixture) {
-    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("emulator");
-    emu.set_access_ttl(120);
-    let name = logged_in_profile(fx, &emu).await;
+    let (emu, name) = expiring_login(fx).await;
     let store = fx.open().await;
-    store::update(store.as_ref(), &name, |rec| {
-        rec.lease = Some(Lease {
-            holder: "other-host:4242:dead".into(),
-            until: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            ttl_ms: None,
-        });
-        Ok(())
-    })
-    .await
-    .expect("plant the lease");
+    plant_lease(
+        store.as_ref(),
+        &name,
+        "other-host:4242:dead",
+        time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        "plant the lease",
+    )
+    .await;
     let started = Instant::now();
     let b = Broker::new(fx.open().await, http(), config());
     b.access_token(&name, Duration::from_secs(300))
@@ -114,18 +100,13 @@ pub async fn fast_clock_dead_lease_is_taken_over_in_lease_time(fx: &dyn Fixture)
         waited < ttl + Duration::from_secs(8),
         "waited {waited:?} for a {ttl:?} lease"
     );
-    store.delete(&name, None).await.expect("cleanup");
-    emu.shutdown().await;
+    clean_up(store.as_ref(), &name, emu).await;
 }
 
 /// The holder renews its lease while NetSuite is slow: waiters see a new `until` before the
 /// lease time has passed.
 pub async fn holder_renews_its_lease_during_a_slow_refresh(fx: &dyn Fixture) {
-    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("emulator");
-    emu.set_access_ttl(120);
-    let name = logged_in_profile(fx, &emu).await;
+    let (emu, name) = expiring_login(fx).await;
     // A 4 s lease renewed every 1.33 s; NetSuite answers after 2.2 s, within a 3 s deadline.
     emu.inject(Fault::Delay(Duration::from_millis(2200)));
     let http = nsauth_core::http::Http::with_config(nsauth_core::http::HttpConfig {
@@ -144,10 +125,7 @@ pub async fn holder_renews_its_lease_during_a_slow_refresh(fx: &dyn Fixture) {
     let store = fx.open().await;
     let mut renewed = false;
     while !task.is_finished() {
-        let rec = store::load_existing(store.as_ref(), &name)
-            .await
-            .expect("load")
-            .record;
+        let rec = load(store.as_ref(), &name).await;
         if let Some(l) = rec.lease {
             if l.holder == first.holder && l.until != first.until {
                 renewed = true;
@@ -160,6 +138,5 @@ pub async fn holder_renews_its_lease_during_a_slow_refresh(fx: &dyn Fixture) {
         renewed,
         "the lease was renewed during a refresh longer than a third of it"
     );
-    store.delete(&name, None).await.expect("cleanup");
-    emu.shutdown().await;
+    clean_up(store.as_ref(), &name, emu).await;
 }

@@ -2,14 +2,14 @@
 //! grant's predecessor, unreadable entries are quarantined, recovery clears the lease of the
 //! process that journaled.
 
-use crate::broker::{config, http, logged_in_profile, tempfile_dir, FailingWrites};
+use crate::setup::{
+    clean_up, config, emulator, expiring_login, journal_in, journaled_broker, load,
+    logged_in_profile, tempfile_dir, FailingWrites,
+};
 use crate::Fixture;
-use nsauth_core::broker::Broker;
 use nsauth_core::journal::{Entry, Journal};
 use nsauth_core::secret::{AccessToken, RefreshToken};
-use nsauth_core::store;
 use nsauth_core::token::TokenSet;
-use nsauth_emulator::Emulator;
 use std::time::Duration;
 
 fn foreign_tokens(tag: &str) -> TokenSet {
@@ -28,17 +28,11 @@ fn foreign_tokens(tag: &str) -> TokenSet {
 /// profile's token, the record keeps its refresh token, and the entry is kept aside where
 /// `status` lists it.
 pub async fn journal_entry_of_another_grant_is_kept_aside(fx: &dyn Fixture) {
-    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("emulator");
+    let emu = emulator().await;
     let name = logged_in_profile(fx, &emu).await;
     let store = fx.open().await;
-    let before = store::load_existing(store.as_ref(), &name)
-        .await
-        .expect("load")
-        .record;
+    let before = load(store.as_ref(), &name).await;
     let dir = tempfile_dir();
-    let journal = || Journal::new(dir.join("journal"), Some(dir.join("journal.key")));
     // Project A: another client, another chain.
     let mut other_client = before.clone();
     other_client.profile.client_id = "project-a-client".into();
@@ -46,7 +40,7 @@ pub async fn journal_entry_of_another_grant_is_kept_aside(fx: &dyn Fixture) {
     // Same client, but the record has moved on from the token it replaced.
     let mut stale = before.clone();
     stale.tokens = Some(foreign_tokens("b-old"));
-    let j = journal();
+    let j = journal_in(&dir);
     for (rec, tag) in [(&other_client, "a-new"), (&stale, "b-new")] {
         j.save(&Entry::new(
             store.describe(),
@@ -57,7 +51,7 @@ pub async fn journal_entry_of_another_grant_is_kept_aside(fx: &dyn Fixture) {
         ))
         .expect("plant entry");
     }
-    let b = Broker::new(fx.open().await, http(), config()).with_journal(journal());
+    let b = journaled_broker(fx.open().await, &dir);
     let (t, _) = b
         .access_token(&name, Duration::from_secs(60))
         .await
@@ -68,16 +62,13 @@ pub async fn journal_entry_of_another_grant_is_kept_aside(fx: &dyn Fixture) {
         own.access_token.secret(),
         "the caller gets its own profile's token, not another grant's"
     );
-    let after = store::load_existing(store.as_ref(), &name)
-        .await
-        .expect("load")
-        .record;
+    let after = load(store.as_ref(), &name).await;
     assert_eq!(
         after.tokens.as_ref().and_then(|t| t.refresh_token.clone()),
         own.refresh_token,
         "the record keeps its own refresh token"
     );
-    let listing = journal().listing(&store.describe(), &name);
+    let listing = journal_in(&dir).listing(&store.describe(), &name);
     assert!(listing.pending.is_empty(), "{listing:?}");
     assert_eq!(
         listing.kept.len(),
@@ -85,25 +76,17 @@ pub async fn journal_entry_of_another_grant_is_kept_aside(fx: &dyn Fixture) {
         "both entries are kept aside: {listing:?}"
     );
     assert!(!b.recovery_pending(&name));
-    store.delete(&name, None).await.expect("cleanup");
     let _ = std::fs::remove_dir_all(&dir);
-    emu.shutdown().await;
+    clean_up(store.as_ref(), &name, emu).await;
 }
 
 /// An entry this process cannot read (sealed under another key, or damaged) does not make
 /// `token` spin: it is quarantined, listed, and the call ends with the store's token.
 pub async fn unreadable_journal_entry_is_quarantined(fx: &dyn Fixture) {
-    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("emulator");
-    emu.set_access_ttl(120);
-    let name = logged_in_profile(fx, &emu).await;
+    let (emu, name) = expiring_login(fx).await;
     emu.set_access_ttl(3600);
     let store = fx.open().await;
-    let rec = store::load_existing(store.as_ref(), &name)
-        .await
-        .expect("load")
-        .record;
+    let rec = load(store.as_ref(), &name).await;
     let dir = tempfile_dir();
     Journal::new(dir.join("journal"), Some(dir.join("other.key")))
         .save(&Entry::new(
@@ -114,8 +97,7 @@ pub async fn unreadable_journal_entry_is_quarantined(fx: &dyn Fixture) {
             foreign_tokens("x"),
         ))
         .expect("plant entry");
-    let journal = || Journal::new(dir.join("journal"), Some(dir.join("journal.key")));
-    let b = Broker::new(fx.open().await, http(), config()).with_journal(journal());
+    let b = journaled_broker(fx.open().await, &dir);
     // The token expires within 300 s, so this must refresh: the old code looped here forever.
     let got = tokio::time::timeout(
         Duration::from_secs(20),
@@ -124,7 +106,7 @@ pub async fn unreadable_journal_entry_is_quarantined(fx: &dyn Fixture) {
     .await
     .expect("the call ends despite the unreadable entry");
     got.expect("a token");
-    let listing = journal().listing(&store.describe(), &name);
+    let listing = journal_in(&dir).listing(&store.describe(), &name);
     assert_eq!(listing.quarantined.len(), 1, "{listing:?}");
     assert!(listing.pending.is_empty());
     // And the next call does not trip on it again.
@@ -132,48 +114,32 @@ pub async fn unreadable_journal_entry_is_quarantined(fx: &dyn Fixture) {
         .await
         .expect("ends")
         .expect("refresh");
-    store.delete(&name, None).await.expect("cleanup");
     let _ = std::fs::remove_dir_all(&dir);
-    emu.shutdown().await;
+    clean_up(store.as_ref(), &name, emu).await;
 }
 
 /// A process that journaled its tokens exits with its lease still in the record; the next
 /// run's recovery clears that lease, so nobody waits for a holder that is done.
 pub async fn recovery_clears_the_journaled_holders_lease(fx: &dyn Fixture) {
-    let emu = Emulator::start("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("emulator");
-    emu.set_access_ttl(120);
-    let name = logged_in_profile(fx, &emu).await;
+    let (emu, name) = expiring_login(fx).await;
     emu.set_access_ttl(3600);
     let dir = tempfile_dir();
-    let journal = || Journal::new(dir.join("journal"), Some(dir.join("journal.key")));
-    let failing = std::sync::Arc::new(FailingWrites {
-        inner: fx.open().await,
-        allowed: 1.into(),
-    });
-    let a = Broker::new(failing, http(), config()).with_journal(journal());
+    let a = journaled_broker(FailingWrites::after(fx.open().await, 1), &dir);
     a.access_token(&name, Duration::from_secs(300))
         .await
         .expect("token, journaled");
     drop(a);
     let store = fx.open().await;
-    let stuck = store::load_existing(store.as_ref(), &name)
-        .await
-        .expect("load")
-        .record;
+    let stuck = load(store.as_ref(), &name).await;
     assert!(
         stuck.lease.is_some(),
         "the failed save left the lease behind"
     );
-    let b = Broker::new(fx.open().await, http(), config()).with_journal(journal());
+    let b = journaled_broker(fx.open().await, &dir);
     b.access_token(&name, Duration::from_secs(60))
         .await
         .expect("token after recovery");
-    let rec = store::load_existing(store.as_ref(), &name)
-        .await
-        .expect("load")
-        .record;
+    let rec = load(store.as_ref(), &name).await;
     assert!(
         rec.lease.is_none(),
         "recovery cleared the journaled holder's lease"
@@ -185,7 +151,6 @@ pub async fn recovery_clears_the_journaled_holders_lease(fx: &dyn Fixture) {
         "a forced refresh did not wait for the dead holder ({:?})",
         started.elapsed()
     );
-    store.delete(&name, None).await.expect("cleanup");
     let _ = std::fs::remove_dir_all(&dir);
-    emu.shutdown().await;
+    clean_up(store.as_ref(), &name, emu).await;
 }

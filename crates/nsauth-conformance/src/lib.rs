@@ -37,6 +37,7 @@ pub mod broker_clock;
 pub mod broker_journal;
 mod checks;
 mod sample;
+mod setup;
 mod stress;
 
 pub use checks::{cas_conflict, create_only, delete, list, missing_is_none, round_trip};
