@@ -25,15 +25,13 @@
 
 mod model;
 
+use model::login::{emulator, log_in, REDIRECT};
 use model::{Fault, Faulty, Memory, Plan};
-use nsauth_core::account::AccountId;
 use nsauth_core::broker::{Broker, BrokerConfig};
 use nsauth_core::http::{Http, HttpConfig};
 use nsauth_core::journal::Journal;
-use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile, ProfileName};
-use nsauth_core::store::{Precondition, Record};
+use nsauth_core::profile::ProfileName;
 use nsauth_core::token::TokenSet;
-use nsauth_core::TokenStore;
 use nsauth_emulator::{ClientSpec, Emulator};
 use proptest::prelude::*;
 use std::path::Path;
@@ -42,7 +40,6 @@ use std::time::Duration;
 
 const USER: &str = "model@example.com";
 const PASSWORD: &str = "model-password";
-const REDIRECT: &str = "https://127.0.0.1:53682/callback";
 const CLIENTS: [&str; 2] = ["model-alpha", "model-beta"];
 const PROFILES: [&str; 2] = ["alpha", "beta"];
 const SLOTS: usize = 3;
@@ -141,9 +138,7 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let emu = emulator().await;
         emu.add_user(USER, PASSWORD);
         for c in CLIENTS {
             emu.add_client(ClientSpec::public(c, REDIRECT));
@@ -153,36 +148,15 @@ impl World {
         let mut names = Vec::new();
         for (p, client) in PROFILES.iter().zip(CLIENTS) {
             let name = ProfileName::parse(p).unwrap();
-            let profile = Profile {
-                account_id: AccountId::parse(emu.account_id()).unwrap(),
-                client_id: client.into(),
-                client_secret: None,
-                redirect_uri: Some(REDIRECT.parse().unwrap()),
-                scopes: vec!["rest_webservices".into()],
-                grant: GrantKind::AuthorizationCode,
-                certificate_id: None,
-                private_key: None,
-                certificate_pem: None,
-                endpoints: EndpointOverrides {
-                    base_url: Some(emu.base_url().parse().unwrap()),
-                    ..Default::default()
-                },
-                refresh_token_validity_hours: None,
-            };
-            memory
-                .put(&name, &Record::new(profile), Precondition::Create)
-                .await
-                .unwrap();
-            let (url, _) =
-                nsauth_core::login::start(memory.as_ref(), &name, None, time::Duration::minutes(5))
-                    .await
-                    .unwrap();
-            let landed = nsauth_emulator::browser_login(url.as_str(), USER, PASSWORD, true)
-                .await
-                .unwrap();
-            nsauth_core::login::finish(memory.as_ref(), &http(), &name, &landed)
-                .await
-                .unwrap();
+            log_in(
+                &emu,
+                memory.as_ref(),
+                &name,
+                client,
+                (USER, PASSWORD),
+                &http(),
+            )
+            .await;
             names.push(name);
         }
         World {

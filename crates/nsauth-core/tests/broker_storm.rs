@@ -5,69 +5,51 @@
 mod model;
 
 use async_trait::async_trait;
+use model::login::{emulator, log_in, REDIRECT};
 use model::Memory;
-use nsauth_core::account::AccountId;
 use nsauth_core::broker::{Broker, BrokerConfig, Outcome};
 use nsauth_core::http::Http;
 use nsauth_core::journal::Journal;
-use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile, ProfileName};
+use nsauth_core::profile::ProfileName;
 use nsauth_core::store::{Capabilities, Lease, Precondition, Record, Version, Versioned};
 use nsauth_core::{StoreError, TokenStore};
 use nsauth_emulator::{ClientSpec, Emulator, Fault};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const REDIRECT: &str = "https://127.0.0.1:53682/callback";
+/// The user who logs in, and their password.
+const USER: (&str, &str) = ("storm@example.com", "pw");
 
-/// A profile logged in on `emu`, in a fresh memory store, with a token nsauth was told lives
-/// 120 s (so `--min-ttl 300` finds it expiring).
-async fn logged_in(emu: &Emulator) -> (Arc<Memory>, ProfileName) {
-    emu.add_user("storm@example.com", "pw");
+/// An emulator, and a profile logged in on it in a fresh memory store, with a token nsauth
+/// was told lives 120 s (so `--min-ttl 300` finds it expiring).
+async fn logged_in() -> (Emulator, Arc<Memory>, ProfileName) {
+    let emu = emulator().await;
+    emu.add_user(USER.0, USER.1);
     emu.add_client(ClientSpec::public("storm", REDIRECT));
     emu.set_access_ttl(120);
     let memory = Arc::new(Memory::default());
     let name = ProfileName::parse("storm").unwrap();
-    let profile = Profile {
-        account_id: AccountId::parse(emu.account_id()).unwrap(),
-        client_id: "storm".into(),
-        client_secret: None,
-        redirect_uri: Some(REDIRECT.parse().unwrap()),
-        scopes: vec!["rest_webservices".into()],
-        grant: GrantKind::AuthorizationCode,
-        certificate_id: None,
-        private_key: None,
-        certificate_pem: None,
-        endpoints: EndpointOverrides {
-            base_url: Some(emu.base_url().parse().unwrap()),
-            ..Default::default()
-        },
-        refresh_token_validity_hours: None,
-    };
-    memory
-        .put(&name, &Record::new(profile), Precondition::Create)
-        .await
-        .unwrap();
-    let (url, _) =
-        nsauth_core::login::start(memory.as_ref(), &name, None, time::Duration::minutes(5))
-            .await
-            .unwrap();
-    let landed = nsauth_emulator::browser_login(url.as_str(), "storm@example.com", "pw", true)
-        .await
-        .unwrap();
-    nsauth_core::login::finish(memory.as_ref(), &Http::new().unwrap(), &name, &landed)
-        .await
-        .unwrap();
+    let http = Http::new().unwrap();
+    log_in(&emu, memory.as_ref(), &name, "storm", USER, &http).await;
     emu.set_access_ttl(3600);
-    (memory, name)
+    (emu, memory, name)
+}
+
+/// A broker on `store` with the default limits.
+fn broker(store: Arc<dyn TokenStore>) -> Broker {
+    Broker::new(store, Http::new().unwrap(), BrokerConfig::default())
+}
+
+/// A broker on `store` whose recovery journal (and so its machine-local lock) is in `dir`.
+fn local_broker(store: Arc<dyn TokenStore>, dir: &Path) -> Broker {
+    broker(store).with_journal(Journal::new(dir.join("journal"), Some(dir.join("key"))))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_back_off_and_one_refresh_reaches_netsuite() {
-    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (memory, name) = logged_in(&emu).await;
+    let (emu, memory, name) = logged_in().await;
     emu.inject(Fault::Delay(Duration::from_millis(1500)));
     let before = emu.counters().token_requests;
     let calls_before = memory.calls.load(Ordering::Relaxed);
@@ -77,7 +59,7 @@ async fn waiters_back_off_and_one_refresh_reaches_netsuite() {
         let store: Arc<dyn TokenStore> = memory.clone();
         let name = name.clone();
         tasks.push(tokio::spawn(async move {
-            Broker::new(store, Http::new().unwrap(), BrokerConfig::default())
+            broker(store)
                 .access_token(&name, Duration::from_secs(300))
                 .await
         }));
@@ -111,6 +93,16 @@ struct Slow {
     inner: Arc<Memory>,
     delay: Duration,
     loads: AtomicU64,
+}
+
+impl Slow {
+    fn new(inner: &Arc<Memory>, delay: Duration) -> Arc<Slow> {
+        Arc::new(Slow {
+            inner: inner.clone(),
+            delay,
+            loads: AtomicU64::new(0),
+        })
+    }
 }
 
 #[async_trait]
@@ -161,10 +153,7 @@ impl TokenStore for Slow {
 /// holder's token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_reads_a_slow_store_at_the_stores_pace() {
-    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (memory, name) = logged_in(&emu).await;
+    let (emu, memory, name) = logged_in().await;
     // Another host holds the lease (its holder can never be judged dead from here).
     let current = memory.load(&name).await.unwrap().unwrap();
     let mut leased = current.record.clone();
@@ -177,17 +166,13 @@ async fn a_waiter_reads_a_slow_store_at_the_stores_pace() {
         .put(&name, &leased, Precondition::Match(current.version))
         .await
         .unwrap();
-    let slow = Arc::new(Slow {
-        inner: memory.clone(),
-        delay: Duration::from_millis(300),
-        loads: AtomicU64::new(0),
-    });
+    let slow = Slow::new(&memory, Duration::from_millis(300));
     let store: Arc<dyn TokenStore> = slow.clone();
     let started = Instant::now();
     let waiter = tokio::spawn({
         let name = name.clone();
         async move {
-            Broker::new(store, Http::new().unwrap(), BrokerConfig::default())
+            broker(store)
                 .access_token(&name, Duration::from_secs(300))
                 .await
         }
@@ -225,27 +210,19 @@ async fn a_waiter_reads_a_slow_store_at_the_stores_pace() {
 /// with backoff, cost each waiter 6 reads or more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_of_one_machine_wait_on_the_local_lock_not_the_store() {
-    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (memory, name) = logged_in(&emu).await;
+    let (emu, memory, name) = logged_in().await;
     emu.inject(Fault::Delay(Duration::from_millis(1500)));
     let before = emu.counters().token_requests;
-    let slow = Arc::new(Slow {
-        inner: memory.clone(),
-        delay: Duration::from_millis(50),
-        loads: AtomicU64::new(0),
-    });
+    let slow = Slow::new(&memory, Duration::from_millis(50));
     let dir = tempfile::tempdir().unwrap();
     const CALLERS: u64 = 16;
     let mut tasks = Vec::new();
     for _ in 0..CALLERS {
         let store: Arc<dyn TokenStore> = slow.clone();
-        let journal = Journal::new(dir.path().join("journal"), Some(dir.path().join("key")));
+        let dir = dir.path().to_owned();
         let name = name.clone();
         tasks.push(tokio::spawn(async move {
-            Broker::new(store, Http::new().unwrap(), BrokerConfig::default())
-                .with_journal(journal)
+            local_broker(store, &dir)
                 .access_token(&name, Duration::from_secs(300))
                 .await
         }));
@@ -273,23 +250,11 @@ async fn waiters_of_one_machine_wait_on_the_local_lock_not_the_store() {
 /// after the refresh is saved, not before as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_callers_of_one_machine_read_the_store_once() {
-    let emu = Emulator::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let (memory, name) = logged_in(&emu).await;
+    let (emu, memory, name) = logged_in().await;
     emu.inject(Fault::Delay(Duration::from_millis(1500)));
-    let slow = Arc::new(Slow {
-        inner: memory.clone(),
-        delay: Duration::from_millis(20),
-        loads: AtomicU64::new(0),
-    });
+    let slow = Slow::new(&memory, Duration::from_millis(20));
     let dir = tempfile::tempdir().unwrap();
-    let broker = || {
-        let store: Arc<dyn TokenStore> = slow.clone();
-        Broker::new(store, Http::new().unwrap(), BrokerConfig::default()).with_journal(
-            Journal::new(dir.path().join("journal"), Some(dir.path().join("key"))),
-        )
-    };
+    let broker = || local_broker(slow.clone(), dir.path());
     let first = broker();
     let winner = tokio::spawn({
         let name = name.clone();

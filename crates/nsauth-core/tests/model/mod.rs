@@ -1,6 +1,9 @@
-//! An in-memory store and a wrapper that injects a fault at any store call.
+//! An in-memory store and a wrapper that injects a fault at any store call; [`login`] puts a
+//! logged-in profile in a store.
 // Each test binary uses part of this module.
 #![allow(dead_code)]
+
+pub mod login;
 
 use async_trait::async_trait;
 use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
