@@ -46,19 +46,11 @@ pub fn backends() -> Vec<Backend> {
 
 /// The default store: `sqlite://$XDG_DATA_HOME/nsauth/nsauth.db` (`~/.local/share/...`).
 pub fn default_store_uri() -> Result<String, Error> {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
-        })
+    let base = nsauth_store_local::paths::nsauth_dir(nsauth_store_local::paths::Base::Data)
         .ok_or_else(|| {
             Error::Invalid("no default store location (HOME is not set); pass --store URI".into())
         })?;
-    Ok(format!(
-        "sqlite://{}",
-        base.join("nsauth").join("nsauth.db").display()
-    ))
+    Ok(format!("sqlite://{}", base.join("nsauth.db").display()))
 }
 
 /// Opens the store named by `uri`.

@@ -26,7 +26,11 @@ impl TokenStore for Memory {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(!self.ignore_versions, false, false, true)
+        Capabilities {
+            compare_and_swap: !self.ignore_versions,
+            local: true,
+            ..Capabilities::default()
+        }
     }
 
     async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {

@@ -240,15 +240,10 @@ impl AuditLog {
                 .unwrap_or_default();
             return Some(dir.join("audit.jsonl"));
         }
-        let state = std::env::var_os("XDG_STATE_HOME")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME")
-                    .filter(|p| !p.is_empty())
-                    .map(|h| PathBuf::from(h).join(".local/state"))
-            })?;
-        Some(state.join("nsauth").join("audit.jsonl"))
+        Some(
+            nsauth_store_local::paths::nsauth_dir(nsauth_store_local::paths::Base::State)?
+                .join("audit.jsonl"),
+        )
     }
 
     /// The file.

@@ -177,11 +177,10 @@ impl Journal {
         if let Some(p) = std::env::var_os(JOURNAL_DIR_ENV).filter(|p| !p.is_empty()) {
             return Some(PathBuf::from(p));
         }
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
-        Some(base.join("nsauth").join("journal"))
+        Some(
+            nsauth_store_local::paths::nsauth_dir(nsauth_store_local::paths::Base::State)?
+                .join("journal"),
+        )
     }
 
     /// The journal at the default place, if there is one.

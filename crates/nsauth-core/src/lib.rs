@@ -14,7 +14,6 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod account;
 pub mod audit;
 pub mod broker;
 pub mod doctor;
@@ -22,17 +21,15 @@ pub mod error;
 pub mod flows;
 pub mod http;
 pub mod journal;
-pub mod local_uri;
 pub mod login;
 pub mod m2m;
 pub mod migrate;
-pub mod profile;
-pub mod retry;
-pub mod seal;
-pub mod secret;
 pub mod share;
 pub mod store;
 pub mod token;
+
+pub use nsauth_store::{account, profile, secret};
+pub use nsauth_store_local::{local_uri, retry, seal};
 
 pub use error::{Error, Result};
 pub use profile::{Profile, ProfileName};

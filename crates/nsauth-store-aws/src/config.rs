@@ -16,7 +16,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_secretsmanager::config::{Credentials, ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-use nsauth_core::StoreError;
+use nsauth_store::StoreError;
 use std::time::Duration;
 
 /// Whether credentials and the region may come from the EC2 instance metadata service.

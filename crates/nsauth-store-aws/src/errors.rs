@@ -5,7 +5,7 @@
 
 use crate::config::one_line;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use nsauth_core::StoreError;
+use nsauth_store::StoreError;
 
 /// The backend name used in [`StoreError::Backend`].
 pub(crate) const STORE: &str = "aws-sm";

@@ -1,6 +1,6 @@
 //! # nsauth-store-aws
 //!
-//! An nsauth [`TokenStore`](nsauth_core::TokenStore) in AWS Secrets Manager, for teams and
+//! An nsauth [`TokenStore`](nsauth_store::TokenStore) in AWS Secrets Manager, for teams and
 //! CI jobs that share one NetSuite integration. Every profile is one secret named
 //! `PREFIX/PROFILE`, holding the record as JSON (encrypted at rest by Secrets Manager with
 //! its default key, or the KMS key given as `kms-key-id`).
@@ -18,7 +18,7 @@
 //! EC2). See `docs/stores/aws.md` for setup and the least-privilege IAM policy.
 //!
 //! ```
-//! use nsauth_core::TokenStore;
+//! use nsauth_store::TokenStore;
 //! use nsauth_store_aws::AwsStore;
 //!
 //! let store = AwsStore::from_uri("aws-sm://nsauth/prod?region=eu-west-1").unwrap();
@@ -27,11 +27,11 @@
 //!     "aws-sm://nsauth/prod?region=eu-west-1&endpoint=https://secretsmanager.eu-west-1.amazonaws.com"
 //! );
 //! assert!(store.capabilities().compare_and_swap);
-//! let name = nsauth_core::ProfileName::parse("sb1").unwrap();
+//! let name = nsauth_store::ProfileName::parse("sb1").unwrap();
 //! assert_eq!(store.secret_name(&name), "nsauth/prod/sb1");
 //! ```
 //!
-//! [`StoreError::Conflict`]: nsauth_core::StoreError::Conflict
+//! [`StoreError::Conflict`]: nsauth_store::StoreError::Conflict
 #![warn(missing_docs)]
 
 mod config;

@@ -5,7 +5,7 @@
 //! is written `+HEX=` (its code point in lower-case hex), e.g. `ünï` → `+fc=n+ef=`. Profile
 //! names never contain `+` or `=`, so the mapping is one-to-one and reversible.
 
-use nsauth_core::ProfileName;
+use nsauth_store::ProfileName;
 use std::fmt::Write;
 
 /// The secret name of `profile` under `prefix`.

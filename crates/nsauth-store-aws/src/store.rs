@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use aws_sdk_secretsmanager::Client;
-use nsauth_core::seal::decode_record;
-use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
-use nsauth_core::{ProfileName, StoreError, TokenStore};
+use nsauth_store::decode_record;
+use nsauth_store::{Capabilities, Precondition, Record, Version, Versioned};
+use nsauth_store::{ProfileName, StoreError, TokenStore};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::OnceCell;
@@ -332,7 +332,7 @@ impl TokenStore for AwsStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, true, false, false)
+        Capabilities::REMOTE_VERSIONED
     }
 
     async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {

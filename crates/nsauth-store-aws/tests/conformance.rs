@@ -5,7 +5,7 @@ mod common;
 
 use async_trait::async_trait;
 use nsauth_conformance::Fixture;
-use nsauth_core::TokenStore;
+use nsauth_store::TokenStore;
 use nsauth_store_aws::AwsStore;
 use std::sync::Arc;
 

@@ -5,8 +5,8 @@ mod common;
 
 use common::{raw, stages};
 use nsauth_conformance::{sample_record, unique_name};
-use nsauth_core::store::{Precondition, Version};
-use nsauth_core::{ProfileName, StoreError, TokenStore};
+use nsauth_store::{Precondition, Version};
+use nsauth_store::{ProfileName, StoreError, TokenStore};
 use nsauth_store_aws::{AwsStore, PENDING_LABEL_PREFIX};
 use std::sync::Arc;
 

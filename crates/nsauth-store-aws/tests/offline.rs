@@ -1,7 +1,7 @@
 //! Failures a user meets before reaching Secrets Manager: no credentials, nothing listening.
 //! These need no server.
 
-use nsauth_core::{ProfileName, StoreError, TokenStore};
+use nsauth_store::{ProfileName, StoreError, TokenStore};
 use nsauth_store_aws::{AwsStore, Credentials, Settings};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! File-system helpers: safe file names, the directory lock, atomic replacement.
 
-use nsauth_core::StoreError;
+use nsauth_store::StoreError;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Component, Path};

@@ -1,19 +1,19 @@
 //! # nsauth-store-file
 //!
-//! An nsauth [`TokenStore`](nsauth_core::TokenStore) that keeps one encrypted file per
+//! An nsauth [`TokenStore`](nsauth_store::TokenStore) that keeps one encrypted file per
 //! profile, `DIR/<profile>.json`, for a directory you sync or inspect with ordinary tools.
 //!
 //! Each file is a small JSON envelope (`{"format":"nsauth-file-record","version":N,
 //! "sealed":"…"}`) around the record sealed with the
-//! [`StoreKey`](nsauth_core::seal::StoreKey): the version is in plaintext, everything else
+//! [`StoreKey`](nsauth_store_local::seal::StoreKey): the version is in plaintext, everything else
 //! is encrypted. Writes take an advisory lock on `DIR/.lock`, check the version, write a
 //! temporary file (0600), fsync it, rename it over the old one and fsync the directory, so a
 //! crash leaves the old record or the new one, never half of one. Reads need no lock. A file
 //! that cannot be read is reported as [`StoreError::Corrupt`] and never overwritten.
 //!
 //! ```
-//! use nsauth_core::seal::StoreKey;
-//! use nsauth_core::TokenStore;
+//! use nsauth_store_local::seal::StoreKey;
+//! use nsauth_store::TokenStore;
 //! use nsauth_store_file::FileStore;
 //!
 //! let dir = tempfile::tempdir().unwrap();
@@ -22,7 +22,7 @@
 //! assert!(store.capabilities().compare_and_swap);
 //! ```
 //!
-//! [`StoreError::Corrupt`]: nsauth_core::StoreError::Corrupt
+//! [`StoreError::Corrupt`]: nsauth_store::StoreError::Corrupt
 #![warn(missing_docs)]
 
 mod envelope;

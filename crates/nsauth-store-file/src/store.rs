@@ -3,9 +3,9 @@
 use crate::envelope::Envelope;
 use crate::fsutil::{self, DirLock};
 use async_trait::async_trait;
-use nsauth_core::seal::{create_private_dir, StoreKey};
-use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
-use nsauth_core::{ProfileName, StoreError, TokenStore};
+use nsauth_store::{Capabilities, Precondition, Record, Version, Versioned};
+use nsauth_store::{ProfileName, StoreError, TokenStore};
+use nsauth_store_local::seal::{create_private_dir, StoreKey};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ impl FileStore {
     /// Opens the store named by `file://DIR[?key-file=PATH]`, with the key from
     /// [`StoreKey::resolve`].
     pub fn from_uri(uri: &str) -> Result<FileStore, StoreError> {
-        let parsed = nsauth_core::local_uri::LocalStoreUri::parse(
+        let parsed = nsauth_store_local::local_uri::LocalStoreUri::parse(
             uri,
             "file",
             "file://DIR",

@@ -2,10 +2,10 @@
 //! leave the directory, and damaged files reported and left byte-for-byte untouched.
 
 use nsauth_conformance::{sample_record, unique_name};
-use nsauth_core::seal::StoreKey;
-use nsauth_core::store::{Precondition, Version};
-use nsauth_core::{ProfileName, StoreError, TokenStore};
+use nsauth_store::{Precondition, Version};
+use nsauth_store::{ProfileName, StoreError, TokenStore};
 use nsauth_store_file::FileStore;
+use nsauth_store_local::seal::StoreKey;
 use std::path::Path;
 
 fn assert_corrupt<T: std::fmt::Debug>(r: Result<T, StoreError>, needle: &str) {
@@ -241,7 +241,7 @@ async fn from_uri_opens_with_a_key_file() {
         .put(&name, &sample_record("u"), Precondition::Create)
         .await
         .unwrap();
-    if std::env::var_os(nsauth_core::seal::STORE_KEY_ENV).is_none() {
+    if std::env::var_os(nsauth_store_local::seal::STORE_KEY_ENV).is_none() {
         assert!(key.exists(), "the key file is created on first use");
         assert!(FileStore::from_uri(&uri)
             .unwrap()

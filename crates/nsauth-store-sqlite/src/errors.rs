@@ -1,6 +1,6 @@
 //! Mapping SQLite and I/O failures to the store error kinds a caller can act on.
 
-use nsauth_core::StoreError;
+use nsauth_store::StoreError;
 use rusqlite::ErrorCode;
 use std::path::Path;
 

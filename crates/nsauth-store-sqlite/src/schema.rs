@@ -5,8 +5,8 @@
 //! read-only before anything is written, so a damaged or foreign file is never modified.
 
 use crate::errors;
-use nsauth_core::seal::create_private_dir;
-use nsauth_core::StoreError;
+use nsauth_store::StoreError;
+use nsauth_store_local::seal::create_private_dir;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::io::Read;
 use std::path::Path;
@@ -70,7 +70,7 @@ fn retry_busy<T>(
     loop {
         match step() {
             Err(e) if e.is_retryable() && Instant::now() < deadline => {
-                std::thread::sleep(nsauth_core::retry::jitter(pause));
+                std::thread::sleep(nsauth_store_local::retry::jitter(pause));
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
             other => return other,

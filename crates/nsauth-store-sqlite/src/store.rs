@@ -2,9 +2,9 @@
 
 use crate::{errors, schema};
 use async_trait::async_trait;
-use nsauth_core::seal::StoreKey;
-use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
-use nsauth_core::{ProfileName, StoreError, TokenStore};
+use nsauth_store::{Capabilities, Precondition, Record, Version, Versioned};
+use nsauth_store::{ProfileName, StoreError, TokenStore};
+use nsauth_store_local::seal::StoreKey;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ impl SqliteStore {
     /// Opens the store named by `sqlite://PATH[?key-file=PATH]`, with the key from
     /// [`StoreKey::resolve`].
     pub fn from_uri(uri: &str) -> Result<SqliteStore, StoreError> {
-        let parsed = nsauth_core::local_uri::LocalStoreUri::parse(
+        let parsed = nsauth_store_local::local_uri::LocalStoreUri::parse(
             uri,
             "sqlite",
             "sqlite://PATH",

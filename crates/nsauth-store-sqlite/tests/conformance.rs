@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use nsauth_conformance::Fixture;
-use nsauth_core::seal::StoreKey;
-use nsauth_core::TokenStore;
+use nsauth_store::TokenStore;
+use nsauth_store_local::seal::StoreKey;
 use nsauth_store_sqlite::SqliteStore;
 use std::path::PathBuf;
 use std::sync::Arc;

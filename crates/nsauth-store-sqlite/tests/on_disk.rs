@@ -2,9 +2,9 @@
 //! foreign files reported and left byte-for-byte untouched.
 
 use nsauth_conformance::{sample_record, unique_name};
-use nsauth_core::seal::StoreKey;
-use nsauth_core::store::{Precondition, Version};
-use nsauth_core::{StoreError, TokenStore};
+use nsauth_store::{Precondition, Version};
+use nsauth_store::{StoreError, TokenStore};
+use nsauth_store_local::seal::StoreKey;
 use nsauth_store_sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
 
@@ -298,7 +298,7 @@ async fn from_uri_opens_with_a_key_file() {
         .put(&name, &sample_record("u"), Precondition::Create)
         .await
         .unwrap();
-    if std::env::var_os(nsauth_core::seal::STORE_KEY_ENV).is_none() {
+    if std::env::var_os(nsauth_store_local::seal::STORE_KEY_ENV).is_none() {
         assert!(key.exists(), "the key file is created on first use");
         let again = SqliteStore::from_uri(&uri).unwrap();
         assert!(

@@ -3,7 +3,7 @@
 use crate::errors::{self, Op, Target};
 use crate::settings::{VaultSecret, VaultSettings};
 use crate::uri::StoreUri;
-use nsauth_core::StoreError;
+use nsauth_store::StoreError;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! act on. Vault's error strings name paths and reasons, never secret values; they are still
 //! cut short before they reach a message.
 
-use nsauth_core::StoreError;
+use nsauth_store::StoreError;
 use reqwest::StatusCode;
 use std::error::Error as _;
 

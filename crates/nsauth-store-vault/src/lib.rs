@@ -1,11 +1,11 @@
 //! # nsauth-store-vault
 //!
-//! An nsauth [`TokenStore`](nsauth_core::TokenStore) in a HashiCorp Vault or OpenBao **KV
+//! An nsauth [`TokenStore`](nsauth_store::TokenStore) in a HashiCorp Vault or OpenBao **KV
 //! version 2** mount, for teams and CI that already keep their secrets there. Each profile is
 //! one secret, `MOUNT/data/PREFIX/NAME`, holding the record JSON in its `record` field.
 //!
 //! - **Compare-and-swap**: every write sends KV v2's `options.cas`. A create-only write is
-//!   `cas=0`; a write at [`Version`](nsauth_core::store::Version) `"7"` is `cas=7`, and the
+//!   `cas=0`; a write at [`Version`](nsauth_store::Version) `"7"` is `cas=7`, and the
 //!   version is the KV version number. The broker's single-flight refresh rests on this.
 //! - **History**: Vault keeps older versions; the secret's custom metadata records which
 //!   nsauth process (`user@host`, plus a CI run id) wrote each recent version
@@ -28,7 +28,7 @@
 //! obtained (read, or an AppRole login) on first use.
 //!
 //! ```
-//! use nsauth_core::TokenStore;
+//! use nsauth_store::TokenStore;
 //! use nsauth_store_vault::{VaultSettings, VaultStore};
 //!
 //! let mut settings = VaultSettings::default();
@@ -40,9 +40,9 @@
 //! assert!(!format!("{store:?}").contains("hvs.example"));
 //! ```
 //!
-//! [`StoreError::Denied`]: nsauth_core::StoreError::Denied
-//! [`StoreError::Unavailable`]: nsauth_core::StoreError::Unavailable
-//! [`StoreError::Corrupt`]: nsauth_core::StoreError::Corrupt
+//! [`StoreError::Denied`]: nsauth_store::StoreError::Denied
+//! [`StoreError::Unavailable`]: nsauth_store::StoreError::Unavailable
+//! [`StoreError::Corrupt`]: nsauth_store::StoreError::Corrupt
 #![warn(missing_docs)]
 
 mod client;

@@ -1,7 +1,7 @@
 //! [`VaultSettings`]: Vault's own environment conventions, read once by
 //! [`VaultStore::from_uri`](crate::VaultStore::from_uri) or built by hand.
 
-use nsauth_core::StoreError;
+use nsauth_store::StoreError;
 use std::fmt;
 use std::path::PathBuf;
 use zeroize::{Zeroize, ZeroizeOnDrop};

@@ -5,9 +5,9 @@ use crate::errors::{self, Op};
 use crate::settings::VaultSettings;
 use crate::uri;
 use async_trait::async_trait;
-use nsauth_core::seal::decode_record;
-use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
-use nsauth_core::{ProfileName, StoreError, TokenStore};
+use nsauth_store::decode_record;
+use nsauth_store::{Capabilities, Precondition, Record, Version, Versioned};
+use nsauth_store::{ProfileName, StoreError, TokenStore};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -215,7 +215,7 @@ impl VaultStore {
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
             .unwrap_or_default();
-        let mut who = format!("{} at {now}", nsauth_core::store::actor());
+        let mut who = format!("{} at {now}", nsauth_store::actor());
         if who.len() > MAX_WRITER_LEN {
             let mut cut = MAX_WRITER_LEN;
             while !who.is_char_boundary(cut) {
@@ -327,7 +327,7 @@ impl TokenStore for VaultStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, true, false, false)
+        Capabilities::REMOTE_VERSIONED
     }
 
     async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {

@@ -5,7 +5,7 @@ mod common;
 
 use async_trait::async_trait;
 use nsauth_conformance::Fixture;
-use nsauth_core::TokenStore;
+use nsauth_store::TokenStore;
 use std::sync::Arc;
 
 struct VaultFixture {

@@ -2,7 +2,7 @@
 //! carry the Vault token there, and an endless answer must end in a clear error, not in
 //! memory exhaustion. Both servers are small loopback listeners made here.
 
-use nsauth_core::{ProfileName, StoreError, TokenStore};
+use nsauth_store::{ProfileName, StoreError, TokenStore};
 use nsauth_store_vault::{VaultSecret, VaultSettings, VaultStore};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -6,8 +6,8 @@
 mod common;
 
 use nsauth_conformance::{sample_record, unique_name};
-use nsauth_core::store::{Precondition, Version};
-use nsauth_core::{StoreError, TokenStore};
+use nsauth_store::{Precondition, Version};
+use nsauth_store::{StoreError, TokenStore};
 use nsauth_store_vault::{VaultSecret, VaultSettings, VaultStore};
 use serde_json::json;
 
@@ -130,7 +130,7 @@ async fn custom_metadata_names_the_writer_of_each_version() {
         "versions are KV versions"
     );
 
-    let actor = nsauth_core::store::actor();
+    let actor = nsauth_store::actor();
     let history = store.history(&name).await.unwrap();
     assert_eq!(
         history.iter().map(|h| h.version).collect::<Vec<_>>(),

@@ -30,12 +30,7 @@ pub fn audit_log_for(ctx: &Ctx) -> AuditLog {
         .clone()
         .filter(|p| !p.as_os_str().is_empty())
         .or_else(|| AuditLog::default_path(&ctx.store_uri))
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default()
-                .join(".local/state/nsauth/audit.jsonl")
-        });
+        .unwrap_or_else(|| PathBuf::from(".local/state/nsauth/audit.jsonl"));
     AuditLog::new(path)
 }
 

@@ -30,7 +30,11 @@ impl TokenStore for Memory {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::new(true, false, false, true)
+        Capabilities {
+            compare_and_swap: true,
+            local: true,
+            ..Capabilities::default()
+        }
     }
 
     async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {

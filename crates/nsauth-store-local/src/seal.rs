@@ -5,12 +5,12 @@
 //! not open. The 32-byte key comes from `NSAUTH_STORE_KEY` (base64) or from a key file that
 //! is created with mode 0600 on first use.
 
-use crate::profile::ProfileName;
-use crate::store::{Record, StoreError, RECORD_SCHEMA};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use nsauth_store::profile::ProfileName;
+use nsauth_store::{decode_record, encode_record, Record, StoreError};
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -71,11 +71,7 @@ impl StoreKey {
         if let Some(p) = std::env::var_os(STORE_KEY_FILE_ENV).filter(|p| !p.is_empty()) {
             return Some(PathBuf::from(p));
         }
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-        Some(base.join("nsauth").join("store.key"))
+        Some(crate::paths::nsauth_dir(crate::paths::Base::Config)?.join("store.key"))
     }
 
     /// Resolves the key: `NSAUTH_STORE_KEY`, else `key_file` (or the default key file),
@@ -248,7 +244,7 @@ impl StoreKey {
 
     /// Serialises and seals a record.
     pub fn seal_record(&self, name: &ProfileName, record: &Record) -> String {
-        let mut json = serde_json::to_vec(record).expect("records serialise");
+        let mut json = encode_record(record);
         let sealed = self.seal(name, &json);
         json.zeroize();
         sealed
@@ -263,38 +259,6 @@ impl StoreKey {
         });
         json.zeroize();
         parsed
-    }
-}
-
-/// Parses record JSON, checking its schema number.
-pub fn decode_record(json: &[u8]) -> Result<Record, String> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        schema: u32,
-    }
-    let head: Head = serde_json::from_slice(json)
-        .map_err(|e| format!("not a record ({})", e.classify_name()))?;
-    if head.schema > RECORD_SCHEMA {
-        return Err(format!(
-            "it has schema {} but this nsauth reads up to {RECORD_SCHEMA}; upgrade nsauth",
-            head.schema
-        ));
-    }
-    serde_json::from_slice(json).map_err(|e| format!("not a valid record ({})", e.classify_name()))
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> String;
-}
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> String {
-        // Line/column only: never echo data, it may hold secrets.
-        format!(
-            "{:?} at line {} column {}",
-            self.classify(),
-            self.line(),
-            self.column()
-        )
     }
 }
 

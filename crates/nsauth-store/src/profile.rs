@@ -223,6 +223,32 @@ impl fmt::Debug for Profile {
 pub const DEFAULT_REFRESH_VALIDITY_HOURS: u32 = 168;
 
 impl Profile {
+    /// A public authorization-code profile for `account_id` and `client_id` with the
+    /// `rest_webservices` scope and NetSuite's default endpoints; set the other fields as needed.
+    ///
+    /// ```
+    /// use nsauth_store::account::AccountId;
+    /// use nsauth_store::profile::Profile;
+    /// let p = Profile::new(AccountId::parse("1234567").unwrap(), "my-client-id");
+    /// assert!(p.is_public());
+    /// assert_eq!(p.endpoints().rest.as_str(), "https://1234567.suitetalk.api.netsuite.com/services/rest/");
+    /// ```
+    pub fn new(account_id: AccountId, client_id: impl Into<String>) -> Self {
+        Profile {
+            account_id,
+            client_id: client_id.into(),
+            client_secret: None,
+            redirect_uri: None,
+            scopes: vec!["rest_webservices".into()],
+            grant: GrantKind::AuthorizationCode,
+            certificate_id: None,
+            private_key: None,
+            certificate_pem: None,
+            endpoints: EndpointOverrides::default(),
+            refresh_token_validity_hours: None,
+        }
+    }
+
     /// `true` when the profile has no client secret.
     pub fn is_public(&self) -> bool {
         self.client_secret.is_none()

@@ -1,0 +1,204 @@
+//! The record a store keeps for one profile, and its codec.
+
+use crate::profile::Profile;
+use crate::secret::CodeVerifier;
+use crate::token::TokenSet;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The record schema this build writes. Readers accept this and older versions.
+pub const RECORD_SCHEMA: u32 = 1;
+
+/// Everything stored for one profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Record schema number, for migrations.
+    pub schema: u32,
+    /// The profile.
+    pub profile: Profile,
+    /// The current tokens, if logged in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenSet>,
+    /// A refresh lease held by one process while it talks to NetSuite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// Logins started with `login start` and not yet finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingLogin>,
+    /// The last refresh attempt that failed, so that processes waiting on the lease report
+    /// it instead of each retrying NetSuite in turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<RefreshFailure>,
+    /// Set when this profile's single-use tokens were moved to another store (share export
+    /// with tokens, or migrate): this copy must not refresh any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Moved>,
+    /// Book-keeping.
+    pub meta: Metadata,
+}
+
+/// Where and when a profile's tokens went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// A secret-free description of the destination ("share bundle", a store URI).
+    pub to: String,
+    /// Fingerprints of the tokens that went (to match the audit trail); the tokens
+    /// themselves are not kept here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fingerprints: Vec<String>,
+}
+
+impl Record {
+    /// A fresh record for a new profile.
+    pub fn new(profile: Profile) -> Self {
+        Self {
+            schema: RECORD_SCHEMA,
+            profile,
+            tokens: None,
+            lease: None,
+            pending: Vec::new(),
+            last_failure: None,
+            moved: None,
+            meta: Metadata::now(),
+        }
+    }
+
+    /// Stamps `updated_at`/`updated_by` before a write.
+    pub fn touch(&mut self) {
+        self.meta.updated_at = OffsetDateTime::now_utc();
+        self.meta.updated_by = actor();
+    }
+}
+
+/// Who and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Last write.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// `user@host` (plus a CI run id when present) of the last writer.
+    pub updated_by: String,
+    /// How many refreshes (or mints) this profile has seen.
+    #[serde(default)]
+    pub refresh_count: u64,
+}
+
+impl Metadata {
+    /// Metadata stamped now by this process.
+    pub fn now() -> Self {
+        Self {
+            updated_at: OffsetDateTime::now_utc(),
+            updated_by: actor(),
+            refresh_count: 0,
+        }
+    }
+}
+
+/// `user@host`, with a CI run id when one is set.
+pub fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let mut who = format!("{user}@{host}");
+    for var in ["GITHUB_RUN_ID", "CI_JOB_ID", "BUILD_ID", "CIRCLE_BUILD_NUM"] {
+        if let Ok(v) = std::env::var(var) {
+            who.push_str(&format!(
+                " ({var}={})",
+                v.chars().take(40).collect::<String>()
+            ));
+            break;
+        }
+    }
+    who
+}
+
+/// A short lease that says "this process is refreshing; wait for it".
+///
+/// Waiters never compare `until` with their own wall clock (the holder may run on a host with
+/// another clock): they treat a lease as dead once they have seen the same `(holder, until)`
+/// for its time-to-live by their own monotonic clock. The holder renews the lease (a new
+/// `until`) while its refresh runs. See `broker.rs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Random id of the holder.
+    pub holder: String,
+    /// When the lease ends if the holder never releases it, by the holder's clock (for
+    /// people, and a renewal marker for waiters).
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    /// How long the lease lasts without renewal, in milliseconds. Absent in leases written
+    /// by older versions; waiters then use their own lease time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+}
+
+/// A failed refresh, recorded for the processes that waited on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshFailure {
+    /// When it failed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The exit code the failure maps to.
+    pub exit_code: i32,
+    /// The one-line, secret-free message.
+    pub message: String,
+}
+
+/// A login started but not yet finished.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLogin {
+    /// The `state` sent to NetSuite.
+    pub state: String,
+    /// The PKCE verifier.
+    pub verifier: CodeVerifier,
+    /// The redirect URI used.
+    pub redirect_uri: String,
+    /// When this pending login stops being accepted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Serialises a record to the JSON every store keeps (sealed or not).
+pub fn encode_record(record: &Record) -> Vec<u8> {
+    serde_json::to_vec(record).expect("records serialise")
+}
+
+/// Parses record JSON, checking its schema number. The error names the problem by line and
+/// column only, never by content (a record holds secrets).
+pub fn decode_record(json: &[u8]) -> Result<Record, String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        schema: u32,
+    }
+    let head: Head =
+        serde_json::from_slice(json).map_err(|e| format!("not a record ({})", classify(&e)))?;
+    if head.schema > RECORD_SCHEMA {
+        return Err(format!(
+            "it has schema {} but this nsauth reads up to {RECORD_SCHEMA}; upgrade nsauth",
+            head.schema
+        ));
+    }
+    serde_json::from_slice(json).map_err(|e| format!("not a valid record ({})", classify(&e)))
+}
+
+fn classify(e: &serde_json::Error) -> String {
+    // Line/column only: never echo data, it may hold secrets.
+    format!(
+        "{:?} at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
