@@ -4,7 +4,6 @@ mod cli;
 mod commands;
 mod loopback;
 mod output;
-mod registry;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -32,7 +32,7 @@ impl Error {
         match self {
             Error::Invalid(_) => 2,
             Error::LoginNeeded(_) => 3,
-            Error::Store(StoreError::NotFound(_)) => 2,
+            Error::Store(StoreError::NotFound(_) | StoreError::Config(_)) => 2,
             Error::Store(_) => 4,
             Error::Unreachable(_) => 5,
             Error::Rejected(_) | Error::Other(_) => 1,

@@ -70,7 +70,7 @@ pub async fn demo(store_uri: Option<String>) -> Result<u8, Error> {
             tmp.path().join("store.key").display()
         ),
     };
-    let store = crate::registry::open(&uri)?;
+    let store = nsauth::open_store(&uri)?;
     let emu = Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| Error::Other(format!("cannot start the emulator: {e}")))?;

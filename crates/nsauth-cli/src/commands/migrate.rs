@@ -2,14 +2,13 @@
 //! stores (the rules live in `nsauth_core::migrate`); this module only reports.
 
 use super::Ctx;
-use crate::registry;
 use nsauth_core::migrate::{migrate_profile, Outcome};
 use nsauth_core::Error;
 use serde_json::json;
 
 pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<u8, Error> {
     let src = ctx.store()?;
-    let dst = registry::open(to)?;
+    let dst = nsauth::open_store(to)?;
     if src.describe() == dst.describe() {
         return Err(Error::Invalid(
             "--to names the same store as --store; nothing to migrate".into(),

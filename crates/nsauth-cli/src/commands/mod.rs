@@ -11,7 +11,6 @@ pub(crate) mod share;
 mod tokens;
 
 use crate::cli::{Cli, Command};
-use crate::registry;
 use nsauth_core::broker::{Broker, BrokerConfig};
 use nsauth_core::http::Http;
 use nsauth_core::{Error, ProfileName, TokenStore};
@@ -35,7 +34,7 @@ pub struct Ctx {
 impl Ctx {
     /// Opens the store.
     pub fn store(&self) -> Result<Arc<dyn TokenStore>, Error> {
-        registry::open(&self.store_uri)
+        Ok(nsauth::open_store(&self.store_uri)?)
     }
 
     /// The validated profile name.
@@ -86,7 +85,7 @@ impl Ctx {
 pub async fn run(cli: Cli) -> Result<u8, Error> {
     let store_uri = match cli.store.clone().filter(|s| !s.is_empty()) {
         Some(s) => s,
-        None => registry::default_store_uri()?,
+        None => nsauth::default_store_uri()?,
     };
     let ctx = Ctx {
         store_uri,
@@ -127,7 +126,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
 }
 
 fn backends(ctx: &Ctx) {
-    let all = registry::backends();
+    let all = nsauth::backends();
     if ctx.json {
         let v: Vec<_> = all
             .iter()

@@ -1,7 +1,7 @@
 //! Every store is opened through this one registry, keyed by URI scheme. Adding a backend is
 //! one new crate and one entry here.
 
-use nsauth_core::{Error, StoreError, TokenStore};
+use nsauth_store::{StoreError, TokenStore};
 use std::sync::Arc;
 
 /// A compiled-in store backend.
@@ -45,24 +45,33 @@ pub fn backends() -> Vec<Backend> {
 }
 
 /// The default store: `sqlite://$XDG_DATA_HOME/nsauth/nsauth.db` (`~/.local/share/...`).
-pub fn default_store_uri() -> Result<String, Error> {
+pub fn default_store_uri() -> Result<String, StoreError> {
     let base = nsauth_store_local::paths::nsauth_dir(nsauth_store_local::paths::Base::Data)
         .ok_or_else(|| {
-            Error::Invalid("no default store location (HOME is not set); pass --store URI".into())
+            StoreError::Config(
+                "no default store location (HOME is not set); pass --store URI".into(),
+            )
         })?;
     Ok(format!("sqlite://{}", base.join("nsauth.db").display()))
 }
 
-/// Opens the store named by `uri`.
-pub fn open(uri: &str) -> Result<Arc<dyn TokenStore>, Error> {
+/// Opens the store named by `uri` with the backend registered for its scheme.
+///
+/// A URI this build cannot open (bad syntax, unknown scheme) is [`StoreError::Config`].
+///
+/// ```
+/// let err = nsauth::open_store("bogus://x").unwrap_err();
+/// assert!(matches!(err, nsauth_store::StoreError::Config(_)));
+/// ```
+pub fn open_store(uri: &str) -> Result<Arc<dyn TokenStore>, StoreError> {
     let Some((scheme, rest)) = uri.split_once("://") else {
-        return Err(Error::Invalid(format!(
+        return Err(StoreError::Config(format!(
             "invalid store URI {:?}: expected SCHEME://..., e.g. sqlite:///path/nsauth.db (see: nsauth backends)",
             shown(uri)
         )));
     };
     if rest.is_empty() || uri.chars().any(char::is_control) {
-        return Err(Error::Invalid(format!(
+        return Err(StoreError::Config(format!(
             "invalid store URI {:?}: it needs a location after {scheme}://",
             shown(uri)
         )));
@@ -70,13 +79,13 @@ pub fn open(uri: &str) -> Result<Arc<dyn TokenStore>, Error> {
     let all = backends();
     let Some(b) = all.iter().find(|b| b.schemes.contains(&scheme)) else {
         let known: Vec<&str> = all.iter().flat_map(|b| b.schemes.iter().copied()).collect();
-        return Err(Error::Invalid(format!(
+        return Err(StoreError::Config(format!(
             "unknown store scheme {:?}; this nsauth supports: {} (see: nsauth backends)",
             shown(scheme),
             known.join(", ")
         )));
     };
-    (b.open)(uri).map_err(Error::Store)
+    (b.open)(uri)
 }
 
 fn shown(s: &str) -> String {
