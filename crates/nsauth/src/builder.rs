@@ -242,6 +242,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sqlite")]
     fn an_odd_key_file_path_opens_the_store_with_that_key_file() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("my key&file=1%.key");

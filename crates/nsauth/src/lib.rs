@@ -13,9 +13,12 @@
 //! # async fn run() -> Result<(), nsauth::Error> {
 //! let client = nsauth::Client::from_env()?;
 //! let token = client.token("prod", std::time::Duration::from_secs(60)).await?;
-//! let resp = client.http("prod").get("record/v1/metadata-catalog").await?; // feature `reqwest`
-//! # let _ = (token, resp); Ok(()) }
+//! println!("{} until {}", token.account_id, token.expires_at); // token.access_token.secret()
+//! # Ok(()) }
 //! ```
+//!
+//! With the `reqwest` feature, `client.http("prod").get("record/v1/metadata-catalog").await?`
+//! calls the REST API with that token, refreshing once on a 401 (see [`reqwest`](mod@reqwest)).
 //!
 //! The same with a store built in code — here an in-memory one holding a token that is
 //! still valid, so nothing goes over the network:
@@ -48,7 +51,7 @@
 //!
 //! Stores are opened by URI ([`open_store`]); backends are compiled in by cargo feature
 //! (`sqlite`, `file`, `vault`, `aws`), as is the [`reqwest`](mod@reqwest) integration
-//! (`reqwest`); all are on by default. Errors are [`Error`]s, whose kinds say what to do:
+//! (`reqwest`); all are on by default. See also `docs/library.md`. Errors are [`Error`]s, whose kinds say what to do:
 //! [`Error::LoginNeeded`] means a person must run `nsauth login`.
 #![warn(missing_docs)]
 

@@ -92,6 +92,23 @@ async fn a_401_forces_one_refresh_and_the_request_is_retried_once() {
 }
 
 #[tokio::test]
+async fn a_401_after_the_refresh_too_is_returned_without_a_second_retry() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client_in(dir.path());
+    // Tokens without the REST scope are refused every time.
+    support::log_in_with_scope(&emu, client.store().as_ref(), "prod", "restlets").await;
+    let resp = client
+        .http("prod")
+        .get("record/v1/metadata-catalog")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(emu.counters().api_calls, 2, "one request, one retry");
+    assert_eq!(emu.counters().refresh_token, 1, "one refresh");
+}
+
+#[tokio::test]
 async fn a_post_is_not_retried_after_a_401_unless_the_caller_opts_in() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();

@@ -42,13 +42,18 @@ pub fn sqlite_in(dir: &Path) -> (String, PathBuf) {
 
 /// Creates profile `name` for [`CLIENT`] of `emu` in `store`, and logs [`USER`] in.
 pub async fn log_in(emu: &Emulator, store: &dyn TokenStore, name: &str) {
+    log_in_with_scope(emu, store, name, "rest_webservices").await
+}
+
+/// [`log_in`] granting `scope` only.
+pub async fn log_in_with_scope(emu: &Emulator, store: &dyn TokenStore, name: &str, scope: &str) {
     let name = ProfileName::parse(name).unwrap();
     let profile = Profile {
         account_id: AccountId::parse(emu.account_id()).unwrap(),
         client_id: CLIENT.into(),
         client_secret: None,
         redirect_uri: Some(REDIRECT.parse().unwrap()),
-        scopes: vec!["rest_webservices".into()],
+        scopes: vec![scope.into()],
         grant: GrantKind::AuthorizationCode,
         certificate_id: None,
         private_key: None,
