@@ -169,3 +169,25 @@ impl Client {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send_sync<T: Send + Sync>(_: &T) {}
+    fn is_send<T: Send>(_: &T) {}
+
+    /// Services call the client from spawned tasks (axum handlers): its futures must be Send.
+    #[allow(dead_code)]
+    fn clients_and_their_futures_are_send(c: Client) {
+        is_send_sync(&c);
+        is_send(&c.token("p", Duration::ZERO));
+        is_send(&c.token_after_rejection("p", &AccessToken::new("t")));
+        #[cfg(feature = "reqwest")]
+        {
+            let api = c.http("p");
+            is_send_sync(&api);
+            is_send(&api.get("x"));
+        }
+    }
+}
