@@ -11,6 +11,15 @@ use support::{emulator, log_in, sqlite_in};
 /// Runs the example with the store in `dir` and profile `profile`; returns (success, stdout,
 /// stderr).
 async fn run_service(dir: &Path, profile: &str) -> (bool, String, String) {
+    run_service_with(dir, profile, &[]).await
+}
+
+/// [`run_service`] with extra environment variables.
+async fn run_service_with(
+    dir: &Path,
+    profile: &str,
+    vars: &[(&str, &str)],
+) -> (bool, String, String) {
     let (uri, _) = sqlite_in(dir);
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nsauth-example-service"))
         .env("HOME", dir)
@@ -22,6 +31,7 @@ async fn run_service(dir: &Path, profile: &str) -> (bool, String, String) {
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("XDG_STATE_HOME")
         .env_remove("XDG_DATA_HOME")
+        .envs(vars.iter().copied())
         .output()
         .await
         .expect("the example runs");
@@ -78,4 +88,57 @@ async fn the_example_service_says_what_to_do_when_no_one_logged_in() {
         "{err}"
     );
     assert_eq!(emu.counters().api_calls, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_service_processes_hit_by_a_401_at_once_refresh_once() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (uri, _) = sqlite_in(dir.path());
+    let store = nsauth::open_store(&uri).unwrap();
+    log_in(&emu, store.as_ref(), "prod").await;
+    emu.expire_access_tokens();
+    let runs = (0..4).map(|_| {
+        let dir = dir.path().to_owned();
+        async move { run_service(&dir, "prod").await }
+    });
+    for (ok, out, err) in futures_join_all(runs).await {
+        assert!(ok, "stdout: {out}\nstderr: {err}");
+        assert!(out.contains("HTTP 200; records: account"), "{out}");
+    }
+    assert_eq!(
+        emu.counters().refresh_token,
+        1,
+        "one refresh for four processes"
+    );
+}
+
+/// Runs the futures concurrently (each on its own task), results in order.
+async fn futures_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn bad_environment_is_one_line_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = run_service_with(dir.path(), "prod", &[("NSAUTH_LEASE_SECONDS", "0")]).await;
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("NSAUTH_LEASE_SECONDS"), "{err}");
+    let (ok, _, err) = run_service_with(dir.path(), "prod", &[("NSAUTH_STORE", "bogus://x")]).await;
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("unknown store scheme"), "{err}");
+    let (ok, _, err) = run_service_with(dir.path(), "../etc", &[]).await;
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
 }
