@@ -140,9 +140,15 @@ impl ClientBuilder {
 
     /// Opens the store (no network call for the local stores) and builds the client. A bad
     /// store URI or profile name is [`Error::Invalid`] or [`nsauth_store::StoreError::Config`].
-    pub fn build(self) -> Result<Client, Error> {
-        let profile = self.profile.unwrap_or_else(|| "default".into());
+    pub fn build(mut self) -> Result<Client, Error> {
+        let profile = self.profile.take().unwrap_or_else(|| "default".into());
         nsauth_core::ProfileName::parse(&profile)?;
+        Ok(Client::new(Arc::new(self.build_broker()?), profile))
+    }
+
+    /// Only the broker this builder describes (store, journal, lease, timeouts) — what the
+    /// `nsauth` CLI runs its commands on.
+    pub fn build_broker(self) -> Result<Broker, Error> {
         let store = match self.store {
             Some(s) => s,
             None => {
@@ -167,11 +173,10 @@ impl ClientBuilder {
             JournalChoice::At(dir) => Some(dir),
             JournalChoice::Off => None,
         };
-        let broker = match journal {
+        Ok(match journal {
             Some(dir) => broker.with_journal(Journal::new(dir, self.key_file)),
             None => broker,
-        };
-        Ok(Client::new(Arc::new(broker), profile))
+        })
     }
 }
 
