@@ -313,25 +313,18 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
             url.origin().ascii_serialization()
         )));
     }
+    let mut req = nsauth_core::http::Request::new(method.as_str(), url.clone())
+        .bearer(tokens.access_token.clone());
+    if let Some(b) = &body {
+        req = req
+            .header("content-type", "application/json")
+            .header("prefer", "transient")
+            .body(b.clone());
+    }
+    let idempotent = matches!(method, reqwest::Method::GET | reqwest::Method::HEAD);
     let resp = broker
         .http()
-        .send_with(
-            "REST API",
-            &url,
-            matches!(method, reqwest::Method::GET | reqwest::Method::HEAD),
-            |c| {
-                let mut rb = c
-                    .request(method.clone(), url.clone())
-                    .bearer_auth(tokens.access_token.secret());
-                if let Some(b) = &body {
-                    rb = rb
-                        .header("content-type", "application/json")
-                        .header("prefer", "transient")
-                        .body(b.clone());
-                }
-                rb
-            },
-        )
+        .send_with("REST API", &req, idempotent)
         .await?;
     std::io::stdout()
         .write_all(&resp.body)
