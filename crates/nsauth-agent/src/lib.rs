@@ -8,6 +8,7 @@
 //! machine) and `notify` (where events go) are independent of the server that wires them.
 #![warn(missing_docs)]
 
+pub mod body;
 pub mod notify;
 pub mod proxy;
 pub mod watch;
