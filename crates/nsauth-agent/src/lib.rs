@@ -9,6 +9,15 @@
 #![warn(missing_docs)]
 
 pub mod body;
+pub mod config;
+pub mod key;
+pub mod listen;
+pub mod metrics;
 pub mod notify;
 pub mod proxy;
+pub mod refresher;
+pub mod reply;
+pub mod routes;
+pub mod server;
+pub mod token;
 pub mod watch;

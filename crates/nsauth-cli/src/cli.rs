@@ -121,6 +121,9 @@ pub enum Command {
     Audit(crate::commands::audit::AuditArgs),
     /// Check the profile, store, credentials, clock and NetSuite reachability.
     Doctor(crate::commands::doctor::DoctorArgs),
+    /// Run the agent: hand out tokens over a Unix socket (or loopback TCP with a key) and
+    /// keep them fresh ahead of expiry.
+    Serve(crate::commands::serve::ServeArgs),
     /// List the compiled-in stores and their URI syntax.
     Backends,
     /// Print shell completions.
@@ -297,5 +300,19 @@ mod tests {
             .expect("a state beginning with '-' parses");
         let text = format!("{:?}", cli.command);
         assert!(text.contains("-O3x_Yz"), "{text}");
+    }
+
+    #[test]
+    fn serve_takes_many_profiles_and_the_global_one_otherwise() {
+        let serve = |args: &[&str]| match Cli::try_parse_from(args).expect("parses").command {
+            Command::Serve(a) => a,
+            other => panic!("{other:?}"),
+        };
+        let a = serve(&["nsauth", "serve", "--profile", "a", "--profile", "b"]);
+        assert_eq!(a.profiles, ["a", "b"]);
+        let a = serve(&["nsauth", "--profile", "x", "serve", "--all"]);
+        assert!(a.all);
+        let cli = Cli::try_parse_from(["nsauth", "--profile", "x", "serve"]).unwrap();
+        assert_eq!(cli.profile, "x");
     }
 }

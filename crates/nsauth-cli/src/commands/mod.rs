@@ -7,6 +7,7 @@ mod login;
 mod m2m;
 mod migrate;
 mod profile;
+pub(crate) mod serve;
 pub(crate) mod share;
 mod tokens;
 
@@ -113,6 +114,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Demo => demo::demo(cli.store.clone()).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Doctor(args) => doctor::run(&ctx, args).await,
+        Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Backends => {
             backends(&ctx);
             Ok(0)

@@ -1,0 +1,249 @@
+//! What `nsauth serve` was asked to do: where to listen, which profiles, and the deadline
+//! watch settings (passed on to [`crate::watch`]). Parsing only; nothing here opens a socket.
+
+use nsauth_core::{Error, ProfileName};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The environment variable naming the agent (`unix:PATH` or `http://127.0.0.1:PORT`).
+pub const AGENT_ENV: &str = "NSAUTH_AGENT";
+/// The environment variable naming the serve key file (TCP listeners).
+pub const KEY_FILE_ENV: &str = "NSAUTH_AGENT_KEY_FILE";
+
+/// One `--listen` address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    /// A Unix socket at this path.
+    Unix(PathBuf),
+    /// A loopback TCP address (the key is required).
+    Tcp(SocketAddr),
+}
+
+impl Listen {
+    /// `unix:PATH`, `127.0.0.1:PORT`, `[::1]:PORT` or `localhost:PORT`. Any other host, and
+    /// a relative socket path, is [`Error::Invalid`] (exit 2).
+    pub fn parse(text: &str) -> Result<Listen, Error> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            let path = PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(Error::Invalid(format!(
+                    "--listen {text}: the socket path must be absolute, e.g. unix:/run/user/1000/nsauth/nsauth.sock"
+                )));
+            }
+            return Ok(Listen::Unix(path));
+        }
+        let text_addr = text.strip_prefix("http://").unwrap_or(text);
+        let text_addr = text_addr.trim_end_matches('/');
+        let addr = match text_addr.strip_prefix("localhost:") {
+            Some(port) => port
+                .parse::<u16>()
+                .ok()
+                .map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
+            None => text_addr.parse::<SocketAddr>().ok(),
+        };
+        let Some(addr) = addr else {
+            return Err(Error::Invalid(format!(
+                "--listen {text:?} is neither unix:PATH nor 127.0.0.1:PORT"
+            )));
+        };
+        if !addr.ip().is_loopback() {
+            return Err(Error::Invalid(format!(
+                "--listen {addr}: the agent listens on loopback only (127.0.0.1 or [::1]); \
+                 a token server on {} would hand tokens to the network",
+                addr.ip()
+            )));
+        }
+        Ok(Listen::Tcp(addr))
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+            Listen::Tcp(a) => write!(f, "http://{a}"),
+        }
+    }
+}
+
+/// Which profiles the agent serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Profiles {
+    /// These, and only these.
+    Named(Vec<ProfileName>),
+    /// Every profile in the store (re-listed on SIGHUP; a profile created later is served on
+    /// its first request).
+    All,
+}
+
+/// Settings of the deadline watch and its notifications (see [`crate::watch`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchSettings {
+    /// Warn when the refresh-token chain ends within these (default 72 h, 24 h, 4 h).
+    pub refresh_thresholds: Vec<Duration>,
+    /// Warn when a certificate expires within these (default 30, 14, 3 days).
+    pub certificate_thresholds: Vec<Duration>,
+    /// `--notify-command`: run with the event JSON on stdin.
+    pub notify_command: Option<String>,
+    /// `--notify-webhook`: POST the event JSON here.
+    pub notify_webhook: Option<url::Url>,
+}
+
+/// Everything `nsauth serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where to listen; empty means the default socket ([`default_socket`]) unless the
+    /// service manager passed sockets in (`LISTEN_FDS`).
+    pub listen: Vec<Listen>,
+    /// Which profiles.
+    pub profiles: Profiles,
+    /// The serve key file (TCP); default [`default_key_file`].
+    pub key_file: Option<PathBuf>,
+    /// How long in-flight requests may take to finish on SIGTERM.
+    pub shutdown_grace: Duration,
+    /// The deadline watch.
+    pub watch: WatchSettings,
+}
+
+/// The default refresh-token thresholds.
+pub fn default_refresh_thresholds() -> Vec<Duration> {
+    [72, 24, 4].map(|h| Duration::from_secs(h * 3600)).to_vec()
+}
+
+/// The default certificate thresholds.
+pub fn default_certificate_thresholds() -> Vec<Duration> {
+    [30, 14, 3]
+        .map(|d| Duration::from_secs(d * 86_400))
+        .to_vec()
+}
+
+/// `72h,24h,4h` or `30d,14d,3d` (units s, m, h, d), largest first, no duplicates.
+pub fn parse_thresholds(flag: &str, text: &str) -> Result<Vec<Duration>, Error> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        out.push(parse_duration(part).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{flag} {text:?}: {part:?} is not a duration like 72h, 90m or 14d"
+            ))
+        })?);
+    }
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out.dedup();
+    Ok(out)
+}
+
+/// `90s`, `15m`, `72h`, `14d` (a positive whole number and a unit).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = text.split_at(unit_at);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(secs).map(Duration::from_secs)
+}
+
+/// The directory of the agent's socket and key: `$XDG_RUNTIME_DIR/nsauth`, else
+/// `~/.local/state/nsauth/run` (`$XDG_STATE_HOME`).
+pub fn runtime_dir() -> Option<PathBuf> {
+    nsauth_store_local::paths::absolute_var("XDG_RUNTIME_DIR")
+        .map(|d| d.join("nsauth"))
+        .or_else(|| {
+            nsauth_store_local::paths::nsauth_dir(nsauth_store_local::paths::Base::State)
+                .map(|d| d.join("run"))
+        })
+}
+
+/// The default socket: `<runtime dir>/nsauth.sock`.
+pub fn default_socket() -> Result<PathBuf, Error> {
+    runtime_dir().map(|d| d.join("nsauth.sock")).ok_or_else(|| {
+        Error::Invalid(
+            "no default socket path: neither XDG_RUNTIME_DIR nor HOME is set; use --listen unix:PATH"
+                .into(),
+        )
+    })
+}
+
+/// The default serve key file: `$NSAUTH_AGENT_KEY_FILE`, else `<runtime dir>/serve.key`.
+pub fn default_key_file() -> Result<PathBuf, Error> {
+    nsauth_store_local::paths::absolute_var(KEY_FILE_ENV)
+        .or_else(|| runtime_dir().map(|d| d.join("serve.key")))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "no serve key file path: set {KEY_FILE_ENV} (neither XDG_RUNTIME_DIR nor HOME is set)"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_are_loopback_or_absolute_sockets() {
+        assert_eq!(
+            Listen::parse("unix:/run/a b/n.sock").unwrap(),
+            Listen::Unix("/run/a b/n.sock".into())
+        );
+        assert_eq!(
+            Listen::parse("127.0.0.1:7000").unwrap(),
+            Listen::Tcp("127.0.0.1:7000".parse().unwrap())
+        );
+        assert_eq!(
+            Listen::parse("http://[::1]:7000/").unwrap(),
+            Listen::Tcp("[::1]:7000".parse().unwrap())
+        );
+        assert_eq!(
+            Listen::parse("localhost:9").unwrap(),
+            Listen::Tcp("127.0.0.1:9".parse().unwrap())
+        );
+        for bad in [
+            "0.0.0.0:7000",
+            "[::]:7000",
+            "192.168.1.2:80",
+            "unix:rel/n.sock",
+            "unix:",
+            "example.com:80",
+            "7000",
+            "127.0.0.1",
+        ] {
+            let e = Listen::parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}: {e}");
+            assert!(!e.to_string().contains('\n'), "{bad}: one line: {e}");
+        }
+    }
+
+    #[test]
+    fn thresholds_parse_with_units_largest_first() {
+        assert_eq!(
+            parse_thresholds("--warn-refresh", "4h,72h, 24h,4h").unwrap(),
+            vec![
+                Duration::from_secs(72 * 3600),
+                Duration::from_secs(24 * 3600),
+                Duration::from_secs(4 * 3600)
+            ]
+        );
+        assert_eq!(
+            parse_thresholds("--warn-certificate", "30d,14d,3d").unwrap(),
+            default_certificate_thresholds()
+        );
+        for bad in [
+            "",
+            "72",
+            "h",
+            "0h",
+            "-1h",
+            "3w",
+            "72h,,4h",
+            "99999999999999999d",
+        ] {
+            let e = parse_thresholds("--warn-refresh", bad).unwrap_err();
+            assert!(e.to_string().contains("--warn-refresh"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The agent's token cache: the current token of each served profile, ready as the JSON the
+//! token route sends, handed out from memory while it has the life a caller asks for. Only
+//! when it has not does a request go to the broker — one broker call per profile at a time
+//! inside the agent (and the broker's single flight across processes and hosts).
+
+use crate::metrics::Metrics;
+use crate::refresher::Schedule;
+use bytes::Bytes;
+use nsauth_core::broker::Outcome;
+use nsauth_core::store::{load_existing, within, Record};
+use nsauth_core::token::TokenSet;
+use nsauth_core::{Error, ProfileName, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// How long a "login needed" answer is repeated without asking the broker again.
+const LOGIN_NEEDED_HOLD: Duration = Duration::from_secs(2);
+
+/// The current token of one profile.
+#[derive(Clone)]
+pub struct Cached {
+    /// The 200 body of the token route.
+    pub body: Bytes,
+    /// When NetSuite ends the access token.
+    pub expires_at: OffsetDateTime,
+    /// When it was obtained (the start of its lifetime).
+    pub obtained_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Cached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cached")
+            .field("body", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// One served profile.
+#[derive(Debug)]
+pub struct Slot {
+    name: ProfileName,
+    current: RwLock<Option<Cached>>,
+    /// Held while this agent calls the broker for the profile.
+    flight: tokio::sync::Mutex<()>,
+    /// A recent "login needed": (until, message).
+    held_error: Mutex<Option<(Instant, String)>>,
+}
+
+impl Slot {
+    fn new(name: ProfileName) -> Self {
+        Self {
+            name,
+            current: RwLock::new(None),
+            flight: tokio::sync::Mutex::new(()),
+            held_error: Mutex::new(None),
+        }
+    }
+
+    /// The profile.
+    pub fn name(&self) -> &ProfileName {
+        &self.name
+    }
+
+    /// The cached token if it stays valid for `min_ttl` after `now`.
+    fn fresh(&self, now: OffsetDateTime, min_ttl: Duration) -> Option<Bytes> {
+        let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
+        let c = cur.as_ref()?;
+        (c.expires_at - now >= min_ttl).then(|| c.body.clone())
+    }
+
+    /// The cached token, whatever its life.
+    pub fn current(&self) -> Option<Cached> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// What one broker call of the agent gave.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The record read after the call (profile, refresh-token end, certificate).
+    pub record: Record,
+    /// How the broker got the token.
+    pub outcome: Outcome,
+}
+
+/// The token cache of every served profile.
+#[derive(Debug)]
+pub struct Tokens {
+    client: nsauth::Client,
+    metrics: Arc<Metrics>,
+    schedule: Arc<Schedule>,
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
+    /// `--all`: a profile asked for by name is served if the store has it.
+    open: bool,
+}
+
+impl Tokens {
+    /// An empty cache over `client`'s broker.
+    pub fn new(
+        client: nsauth::Client,
+        metrics: Arc<Metrics>,
+        schedule: Arc<Schedule>,
+        open: bool,
+    ) -> Self {
+        Self {
+            client,
+            metrics,
+            schedule,
+            slots: RwLock::new(HashMap::new()),
+            open,
+        }
+    }
+
+    /// The client (store and broker).
+    pub fn client(&self) -> &nsauth::Client {
+        &self.client
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The slot of `profile`, if served.
+    pub fn slot(&self, profile: &str) -> Option<Arc<Slot>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(profile)
+            .cloned()
+    }
+
+    /// The served profiles.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Serves exactly `names` from now on: new ones are fetched at once, dropped ones
+    /// forgotten.
+    pub fn set_profiles(&self, names: &[ProfileName]) {
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|k, _| names.iter().any(|n| n.as_str() == k));
+        for n in names {
+            if !slots.contains_key(n.as_str()) {
+                slots.insert(n.as_str().to_owned(), Arc::new(Slot::new(n.clone())));
+                self.metrics.register(n.as_str());
+                self.schedule.set(n.as_str(), Instant::now());
+            }
+        }
+        self.schedule.retain(&|k| slots.contains_key(k));
+        self.metrics.retain(&|k| slots.contains_key(k));
+    }
+
+    /// The token route: the 200 body for `profile` with at least `min_ttl` left.
+    pub async fn get(&self, profile: &str, min_ttl: Duration) -> Result<Bytes, Error> {
+        let slot = match self.slot(profile) {
+            Some(s) => s,
+            None => self.open_slot(profile)?,
+        };
+        if let Some(body) = slot.fresh(OffsetDateTime::now_utc(), min_ttl) {
+            self.metrics
+                .served_from_cache
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(body);
+        }
+        let _flight = slot.flight.lock().await;
+        // Another request may have fetched while this one waited.
+        if let Some(body) = slot.fresh(OffsetDateTime::now_utc(), min_ttl) {
+            self.metrics
+                .served_from_cache
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(body);
+        }
+        if let Some((until, msg)) = slot
+            .held_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            if Instant::now() < until {
+                return Err(Error::LoginNeeded(msg));
+            }
+        }
+        self.metrics
+            .served_from_broker
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.fetch(&slot, min_ttl).await {
+            Ok(_) => slot
+                .fresh(OffsetDateTime::now_utc(), Duration::ZERO)
+                .ok_or_else(|| Error::Other("the token expired while it was handed out".into())),
+            Err(e) => {
+                if matches!(e, Error::Store(StoreError::NotFound(_))) && self.open {
+                    self.forget(profile);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A slot for a profile not listed at start: only with `--all`.
+    fn open_slot(&self, profile: &str) -> Result<Arc<Slot>, Error> {
+        let name = ProfileName::parse(profile)?;
+        if !self.open {
+            return Err(Error::Store(StoreError::NotFound(format!(
+                "{profile} (not served by this agent; start it with --profile {profile} or --all)"
+            ))));
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        Ok(slots
+            .entry(profile.to_owned())
+            .or_insert_with(|| Arc::new(Slot::new(name)))
+            .clone())
+    }
+
+    fn forget(&self, profile: &str) {
+        self.slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(profile);
+    }
+
+    /// Background refresh of `slot`: asks the broker for a token with more life than the
+    /// cached one has, so the broker refreshes unless another process already has (then
+    /// the store's newer token is taken). Returns the record read after the call, or the
+    /// error.
+    pub async fn renew(&self, slot: &Slot) -> Result<Fetched, Error> {
+        let _flight = slot.flight.lock().await;
+        let now = OffsetDateTime::now_utc();
+        let left = slot
+            .current()
+            .map(|c| (c.expires_at - now).max(time::Duration::ZERO))
+            .unwrap_or(time::Duration::ZERO);
+        let ask = Duration::try_from(left)
+            .unwrap_or(Duration::ZERO)
+            .saturating_add(Duration::from_secs(1))
+            .min(Duration::from_secs(3300));
+        self.fetch(slot, ask).await
+    }
+
+    /// One broker call for `slot` (caller holds its flight lock); the cache, metrics and
+    /// the refresh schedule follow the result.
+    async fn fetch(&self, slot: &Slot, min_ttl: Duration) -> Result<Fetched, Error> {
+        let name = slot.name();
+        let res = self.call_broker(name, min_ttl).await;
+        let (set, outcome, record) = match res {
+            Ok(v) => v,
+            Err(e) => {
+                self.metrics.failure(name.as_str(), &e);
+                if let Error::LoginNeeded(msg) = &e {
+                    *slot.held_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((Instant::now() + LOGIN_NEEDED_HOLD, msg.clone()));
+                }
+                return Err(e);
+            }
+        };
+        *slot.held_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let certificate = record
+            .profile
+            .certificate_pem
+            .as_deref()
+            .and_then(|pem| nsauth_core::m2m::inspect_certificate(pem).ok())
+            .map(|c| c.not_after);
+        self.metrics.refresh(name.as_str(), outcome);
+        self.metrics.token(
+            name.as_str(),
+            set.access_expires_at,
+            set.refresh_expires_at,
+            certificate,
+        );
+        let cached = Cached {
+            body: render(&set, &record),
+            expires_at: set.access_expires_at,
+            obtained_at: set.obtained_at,
+        };
+        self.schedule.set(
+            name.as_str(),
+            crate::refresher::due(&cached, Instant::now(), OffsetDateTime::now_utc()),
+        );
+        *slot.current.write().unwrap_or_else(|p| p.into_inner()) = Some(cached);
+        tracing::debug!(profile = %name, ?outcome, fingerprint = %set.access_token.fingerprint(), "agent token updated");
+        Ok(Fetched { record, outcome })
+    }
+
+    async fn call_broker(
+        &self,
+        name: &ProfileName,
+        min_ttl: Duration,
+    ) -> Result<(TokenSet, Outcome, Record), Error> {
+        let broker = self.client.broker();
+        let (set, outcome) = broker.access_token(name, min_ttl).await?;
+        let started = Instant::now();
+        let record = within(
+            started + broker.config().store_timeout,
+            load_existing(broker.store().as_ref(), name),
+        )
+        .await?
+        .record;
+        self.metrics.store_latency(started.elapsed());
+        Ok((set, outcome, record))
+    }
+}
+
+/// The token route's 200 body.
+fn render(set: &TokenSet, record: &Record) -> Bytes {
+    let expires_at = set
+        .access_expires_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let body = zeroize::Zeroizing::new(
+        serde_json::json!({
+            "access_token": set.access_token.secret(),
+            "token_type": "Bearer",
+            "expires_at": expires_at,
+            "account_id": record.profile.account_id.as_str(),
+            "rest_url": record.profile.endpoints().rest.as_str(),
+        })
+        .to_string(),
+    );
+    Bytes::copy_from_slice(body.as_bytes())
+}
