@@ -140,13 +140,15 @@ pub fn parse_token_query(query: &str) -> Result<TokenQuery, String> {
         let slot = match k {
             "profile" => &mut profile,
             "min_ttl" => &mut min_ttl,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "unknown query parameter {:?}; /v1/token takes profile=NAME and min_ttl=SECONDS",
                 crate::reply::one_line(k)
                     .chars()
                     .take(40)
                     .collect::<String>()
-            )),
+            ))
+            }
         };
         if slot.replace(v.into_owned()).is_some() {
             return Err(format!("{k} is given twice"));

@@ -120,16 +120,13 @@ pub async fn serve(
     }
     drop(conn_tx);
     ready(&started);
-    loop {
-        match signals.next().await {
-            Signal::Reload => match profile_list(&cfg.profiles, &tokens).await {
-                Ok(names) => {
-                    tokens.set_profiles(&names);
-                    tracing::info!(profiles = names.len(), "profile list reloaded");
-                }
-                Err(e) => tracing::warn!(error = %e, "profile list not reloaded"),
-            },
-            Signal::Stop => break,
+    while let Signal::Reload = signals.next().await {
+        match profile_list(&cfg.profiles, &tokens).await {
+            Ok(names) => {
+                tokens.set_profiles(&names);
+                tracing::info!(profiles = names.len(), "profile list reloaded");
+            }
+            Err(e) => tracing::warn!(error = %e, "profile list not reloaded"),
         }
     }
     tracing::info!("shutting down: finishing requests in flight");
