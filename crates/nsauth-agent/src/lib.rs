@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod body;
+pub mod client;
 pub mod config;
 pub mod key;
 pub mod listen;
