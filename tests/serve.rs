@@ -451,3 +451,61 @@ async fn background_refresh_runs_ahead_of_expiry_once_per_expiry() {
     assert_eq!(status, 200, "{body}");
     assert!(token_works(&emu, json(&body)["access_token"].as_str().unwrap()).await);
 }
+
+/// systemd socket activation: the socket comes in as descriptor 3 (`LISTEN_FDS`), as
+/// `contrib/systemd/nsauth.socket` sets it up. Run with `systemd-socket-activate`, which
+/// listens, then starts the agent on the first connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_from_the_service_manager_is_served() {
+    let Ok(activate) = which("systemd-socket-activate") else {
+        eprintln!("SKIPPED: systemd-socket-activate is not installed");
+        return;
+    };
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    login(&sb, "prod").await;
+    let socket = run_dir(&sb).join("activated.sock");
+    let env = [
+        format!("HOME={}", sb.dir.path().display()),
+        format!("NSAUTH_STORE={}", sb.store_uri),
+        format!("NSAUTH_STORE_KEY={}", sb.key_b64),
+        format!("XDG_RUNTIME_DIR={}", run_dir(&sb).display()),
+    ];
+    let mut cmd = std::process::Command::new(activate);
+    cmd.arg("-l").arg(&socket);
+    for e in &env {
+        cmd.args(["-E", e]);
+    }
+    let child = cmd
+        .arg(nsauth_bin())
+        .args(["serve", "--profile", "prod"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut agent = Agent {
+        child,
+        listening: Vec::new(),
+        key_file: None,
+        stdout: String::new(),
+    };
+    assert!(
+        poll(Duration::from_secs(20), || socket.exists().then_some(())).is_some(),
+        "systemd-socket-activate did not listen"
+    );
+    let (status, body) = get_unix(&socket, "/v1/token?profile=prod");
+    assert_eq!(status, 200, "{body}");
+    assert!(token_works(&emu, json(&body)["access_token"].as_str().unwrap()).await);
+    // The agent did not open its default socket beside the inherited one.
+    assert!(!run_dir(&sb).join("nsauth/nsauth.sock").exists());
+    agent.signal("-TERM");
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
