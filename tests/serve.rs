@@ -344,15 +344,23 @@ async fn sighup_reloads_the_profile_list() {
     let sb = Sandbox::new(Kind::Sqlite);
     set_public_profile(&sb, &emu, "one");
     login(&sb, "one").await;
+    set_public_profile(&sb, &emu, "late");
     let agent = start(&sb, &["--all"]);
     let socket = agent.socket();
-    let profiles = || json(&get_unix(&socket, "/healthz").1)["profiles"].clone();
-    assert_eq!(profiles(), serde_json::json!(["one"]));
+    let health = || json(&get_unix(&socket, "/healthz").1);
+    let profiles = || health()["profiles"].clone();
+    assert_eq!(profiles(), serde_json::json!(["late", "one"]));
+    // "late" needs a login: unhealthy, retried only rarely in the background.
+    let sick = poll(Duration::from_secs(20), || {
+        (health()["unhealthy"][0]["profile"] == "late").then_some(())
+    });
+    assert!(sick.is_some(), "{}", health());
     set_public_profile(&sb, &emu, "two");
     login(&sb, "two").await;
+    login(&sb, "late").await;
     agent.signal("-HUP");
     let seen = poll(Duration::from_secs(20), || {
-        (profiles() == serde_json::json!(["one", "two"])).then_some(())
+        (profiles() == serde_json::json!(["late", "one", "two"])).then_some(())
     });
     assert!(
         seen.is_some(),
@@ -368,6 +376,15 @@ async fn sighup_reloads_the_profile_list() {
     });
     assert!(fetched.is_some_and(|s| s > 0));
     assert_eq!(get_unix(&socket, "/v1/token?profile=two").0, 200);
+    // SIGHUP also retried the profile that needed a login: healthy without a request.
+    let healed = poll(Duration::from_secs(20), || {
+        metric(
+            &socket,
+            "nsauth_agent_access_token_seconds_left{profile=\"late\"} ",
+        )
+    });
+    assert!(healed.is_some(), "{}", health());
+    assert_eq!(health()["unhealthy"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,6 +124,7 @@ pub async fn serve(
         match profile_list(&cfg.profiles, &tokens).await {
             Ok(names) => {
                 tokens.set_profiles(&names);
+                tokens.retry_unhealthy();
                 tracing::info!(profiles = names.len(), "profile list reloaded");
             }
             Err(e) => tracing::warn!(error = %e, "profile list not reloaded"),

@@ -165,6 +165,16 @@ impl Tokens {
         self.metrics.retain(&|k| slots.contains_key(k));
     }
 
+    /// Profiles whose last attempt failed are tried again now (SIGHUP: a person may have
+    /// fixed the cause).
+    pub fn retry_unhealthy(&self) {
+        for u in self.metrics.unhealthy() {
+            if self.slot(&u.profile).is_some() {
+                self.schedule.set(&u.profile, Instant::now());
+            }
+        }
+    }
+
     /// The token route: the 200 body for `profile` with at least `min_ttl` left.
     pub async fn get(&self, profile: &str, min_ttl: Duration) -> Result<Bytes, Error> {
         let slot = match self.slot(profile) {
