@@ -350,6 +350,15 @@ async fn sighup_reloads_the_profile_list() {
     let health = || json(&get_unix(&socket, "/healthz").1);
     let profiles = || health()["profiles"].clone();
     assert_eq!(profiles(), serde_json::json!(["late", "one"]));
+    // Made-up names are 404 and leave nothing behind.
+    for i in 0..20 {
+        assert_eq!(
+            get_unix(&socket, &format!("/v1/token?profile=ghost{i}")).0,
+            404
+        );
+    }
+    assert_eq!(profiles(), serde_json::json!(["late", "one"]));
+    assert!(!get_unix(&socket, "/metrics").1.contains("ghost"));
     // "late" needs a login: unhealthy, retried only rarely in the background.
     let sick = poll(Duration::from_secs(20), || {
         (health()["unhealthy"][0]["profile"] == "late").then_some(())

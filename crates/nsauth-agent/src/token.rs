@@ -236,11 +236,15 @@ impl Tokens {
             .clone())
     }
 
+    /// Drops a profile asked for under `--all` that the store does not have, so that
+    /// requests for made-up names leave nothing behind (no slot, no metrics, no health entry).
     fn forget(&self, profile: &str) {
         self.slots
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(profile);
+        self.metrics.retain(&|k| k != profile);
+        self.schedule.retain(&|k| k != profile);
     }
 
     /// Background refresh of `slot`: asks the broker for a token with more life than the
