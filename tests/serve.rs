@@ -535,3 +535,93 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_via_asks_the_agent_and_falls_back_only_when_none_answers() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    set_public_profile(&sb, &emu, "nologin");
+    login(&sb, "prod").await;
+    let mut agent = start(
+        &sb,
+        &[
+            "--profile",
+            "prod",
+            "--profile",
+            "nologin",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            &format!("unix:{}/nsauth/a.sock", run_dir(&sb).display()),
+        ],
+    );
+    let socket = agent.socket();
+    let unix = format!("unix:{}", socket.display());
+    let tcp = format!("http://{}", agent.tcp());
+    let key_file = agent.key_file.clone().unwrap();
+    let stored = sb.ok(&["--profile", "prod", "token"]);
+    // A caller whose store key is wrong can only have got its token from the agent.
+    let wrong_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let via = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = sb.cmd();
+        c.env("NSAUTH_STORE_KEY", wrong_key).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = via(&["--profile", "prod", "token", "--via", &unix], &[]);
+    assert_ok(&out, &["token --via unix"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), stored);
+    let out = via(&["--profile", "prod", "token"], &[("NSAUTH_AGENT", &unix)]);
+    assert_ok(&out, &["token with NSAUTH_AGENT"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), stored);
+    // TCP: the key comes from NSAUTH_AGENT_KEY_FILE; without it the agent says 401 (exit 2),
+    // and that answer is final: no fallback.
+    let key = key_file.display().to_string();
+    let out = via(
+        &["--profile", "prod", "token", "--via", &tcp],
+        &[("NSAUTH_AGENT_KEY_FILE", &key)],
+    );
+    assert_ok(&out, &["token --via tcp"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), stored);
+    let missing = sb.dir.path().join("no.key").display().to_string();
+    let out = via(
+        &["--profile", "prod", "token", "--via", &tcp],
+        &[("NSAUTH_AGENT_KEY_FILE", &missing)],
+    );
+    assert_exit(&out, 2, &["token --via tcp without key"]);
+    assert!(out.stdout.is_empty());
+    // The agent's own error keeps its exit code.
+    let out = via(&["--profile", "nologin", "token", "--via", &unix], &[]);
+    assert_exit(&out, 3, &["token --via for a profile that needs a login"]);
+    assert!(
+        contains(&out.stderr, "agent:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A bad address: exit 2.
+    let out = via(&["--profile", "prod", "token", "--via", "10.1.2.3:80"], &[]);
+    assert_exit(&out, 2, &["token --via non-loopback"]);
+
+    // The agent killed (its socket left behind), or never started: the store answers.
+    agent.signal("-KILL");
+    agent.wait(Duration::from_secs(20)).expect("killed");
+    assert!(socket.exists());
+    for target in [
+        unix.clone(),
+        tcp.clone(),
+        format!("unix:{}/absent.sock", run_dir(&sb).display()),
+    ] {
+        let out = sb.run(&["--profile", "prod", "token", "--via", &target]);
+        assert_ok(&out, &["token --via (no agent)", &target]);
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), stored, "{target}");
+        // With a wrong store key, the fallback really went to the store.
+        let out = via(&["--profile", "prod", "token", "--via", &target], &[]);
+        assert!(
+            !out.status.success(),
+            "{target}: no agent and no store key, yet a token"
+        );
+    }
+}
