@@ -50,6 +50,10 @@ pub enum Command {
         /// Seconds the token must stay valid.
         #[arg(long, default_value_t = 60)]
         min_ttl: u64,
+        /// Ask a running `nsauth serve` first (unix:PATH or http://127.0.0.1:PORT); the store
+        /// answers when no agent does.
+        #[arg(long, env = "NSAUTH_AGENT", value_name = "ADDR")]
+        via: Option<String>,
     },
     /// Refresh the tokens now if they are close to expiry (or always, with --force).
     Refresh {

@@ -98,7 +98,12 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Profile(cmd) => profile::run(&ctx, cmd).await,
         Command::Login(args) => login::run(&ctx, args).await,
-        Command::Token { min_ttl } => tokens::token(&ctx, min_ttl).await,
+        Command::Token { min_ttl, via } => {
+            match serve::token_via(&ctx, via.as_deref(), min_ttl).await? {
+                Some(code) => Ok(code),
+                None => tokens::token(&ctx, min_ttl).await,
+            }
+        }
         Command::Refresh { force } => tokens::refresh(&ctx, force).await,
         Command::Status { all } => tokens::status(&ctx, all).await,
         Command::Check { within, all } => tokens::check(&ctx, &within, all).await,

@@ -131,9 +131,12 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<u8, Error> {
 }
 
 /// `nsauth token --via ADDR` (or `NSAUTH_AGENT`): the token from a running agent. `Ok(None)`
-/// when no agent answers — the caller then uses the store; an agent's error is returned as it
+/// when there is no `--via`, or no agent answers — the caller then uses the store; an agent's error is returned as it
 /// is, with its exit code.
-pub async fn token_via(ctx: &Ctx, via: &str, min_ttl: u64) -> Result<Option<u8>, Error> {
+pub async fn token_via(ctx: &Ctx, via: Option<&str>, min_ttl: u64) -> Result<Option<u8>, Error> {
+    let Some(via) = via.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
     let target = nsauth_agent::client::parse_via(via)?;
     let name = ctx.name()?;
     match nsauth_agent::client::fetch(&target, name.as_str(), min_ttl, None).await {
