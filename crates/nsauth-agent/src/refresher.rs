@@ -110,7 +110,9 @@ fn backoff(e: &Error, failures: u32) -> Duration {
     base.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
 }
 
-/// Runs until `stop` is notified.
+/// Runs until `stop` is notified, then waits for the refreshes under way (a refresh cut off
+/// between NetSuite's answer and the store's save would leave a rotated token only in the
+/// journal).
 pub async fn run(tokens: Arc<Tokens>, schedule: Arc<Schedule>, stop: Arc<Notify>) {
     let permits = Arc::new(Semaphore::new(PARALLEL));
     let failures: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
@@ -123,7 +125,10 @@ pub async fn run(tokens: Arc<Tokens>, schedule: Arc<Schedule>, stop: Arc<Notify>
             }
         };
         tokio::select! {
-            _ = stop.notified() => return,
+            _ = stop.notified() => {
+                let _ = permits.acquire_many(PARALLEL as u32).await;
+                return;
+            }
             _ = schedule.changed.notified() => continue,
             _ = sleep => {}
         }

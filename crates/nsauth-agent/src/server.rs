@@ -143,7 +143,12 @@ pub async fn serve(
         tracing::warn!(grace = ?cfg.shutdown_grace, "requests still in flight at the shutdown deadline were cut off");
     }
     stop_refresher.notify_one();
-    refresher.abort();
+    if tokio::time::timeout(cfg.shutdown_grace, refresher)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a background refresh was still running at the shutdown deadline");
+    }
     drop(owned_sockets);
     Ok(())
 }
