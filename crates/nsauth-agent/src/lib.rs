@@ -6,6 +6,43 @@
 //!
 //! Modules: `proxy` (forwarding to a profile's REST base), `watch` (the deadline state
 //! machine) and `notify` (where events go) are independent of the server that wires them.
+//! The server: [`server`] (listeners, connections, signals) over [`listen`] (safe sockets,
+//! systemd's `LISTEN_FDS`), [`routes`] (HTTP), [`token`] (the in-memory token cache with
+//! single flight), [`refresher`] (background refresh from one timer), [`metrics`], [`key`]
+//! (the TCP serve key) and [`config`]. [`client`] is the other side: `nsauth token --via`.
+//!
+//! Running an agent on the default socket for two profiles (what `nsauth serve --profile
+//! prod --profile sb1` does), with a client configured from the environment:
+//!
+//! ```no_run
+//! use nsauth_agent::config::{Profiles, ServeConfig, WatchSettings};
+//! use nsauth_core::ProfileName;
+//! # fn main() -> Result<(), nsauth_core::Error> {
+//! let cfg = ServeConfig {
+//!     listen: Vec::new(), // the default socket, or the service manager's
+//!     profiles: Profiles::Named(vec![ProfileName::parse("prod")?, ProfileName::parse("sb1")?]),
+//!     key_file: None,
+//!     shutdown_grace: std::time::Duration::from_secs(10),
+//!     watch: WatchSettings::default(),
+//! };
+//! nsauth_agent::server::run_blocking(cfg, nsauth::Client::from_env, |started| {
+//!     println!("listening on {}", started.listening.join(", "));
+//! })
+//! # }
+//! ```
+//!
+//! Asking it, from another process:
+//!
+//! ```no_run
+//! # async fn ask() -> Result<(), nsauth_core::Error> {
+//! let via = nsauth_agent::client::parse_via("unix:/run/user/1000/nsauth/nsauth.sock")?;
+//! match nsauth_agent::client::fetch(&via, "prod", 60, None).await {
+//!     Ok(token) => println!("valid until {}", token.expires_at), // token.access_token.secret()
+//!     Err(nsauth_agent::client::FetchError::NoAgent(why)) => eprintln!("{why}: use the store"),
+//!     Err(nsauth_agent::client::FetchError::Agent(e)) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
 pub mod body;
