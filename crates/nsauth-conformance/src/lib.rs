@@ -39,10 +39,12 @@ mod checks;
 mod sample;
 mod setup;
 mod stress;
+mod versions;
 
 pub use checks::{cas_conflict, create_only, delete, list, missing_is_none, round_trip};
 pub use sample::{jwt_like, sample_record, unique_name};
 pub use stress::{concurrent_writers, large_record, odd_names};
+pub use versions::version_never_reused_across_delete;
 
 use async_trait::async_trait;
 use nsauth_core::TokenStore;
@@ -72,6 +74,7 @@ macro_rules! store_suite {
             delete => $crate::delete,
             list => $crate::list,
             missing_is_none => $crate::missing_is_none,
+            version_never_reused_across_delete => $crate::version_never_reused_across_delete,
             large_record => $crate::large_record,
             odd_names => $crate::odd_names,
             concurrent_writers => $crate::concurrent_writers,
