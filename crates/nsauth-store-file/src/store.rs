@@ -135,7 +135,7 @@ impl TokenStore for FileStore {
             let record = inner.key.open_record(&name, &env.sealed)?;
             Ok(Some(Versioned {
                 record,
-                version: Version(env.version.to_string()),
+                version: Version(env.store_version()),
             }))
         })
         .await
@@ -153,27 +153,29 @@ impl TokenStore for FileStore {
             let file = inner.file_name(&name)?;
             let _lock = DirLock::acquire(&inner.dir)?;
             let conflict = || StoreError::Conflict(name.to_string());
-            let version = match (condition, inner.read(&file)?) {
-                (Precondition::Create, None) => 1,
+            let envelope = match (condition, inner.read(&file)?) {
+                (Precondition::Create, None) => {
+                    Envelope::new(Envelope::new_incarnation(), 1, sealed)
+                }
                 (Precondition::Create, Some(_)) | (Precondition::Match(_), None) => {
                     return Err(conflict())
                 }
                 (Precondition::Match(want), Some(current)) => {
-                    if want.0 != current.version.to_string() {
+                    if want.0 != current.store_version() {
                         return Err(conflict());
                     }
                     // Never overwrite a record this key cannot read (wrong key, damage,
                     // newer nsauth): the caller could not have read what it replaces.
                     inner.key.open_record(&name, &current.sealed)?;
-                    current.version + 1
+                    // A file from before incarnations gets one now.
+                    let incarnation = current
+                        .incarnation
+                        .unwrap_or_else(Envelope::new_incarnation);
+                    Envelope::new(incarnation, current.version + 1, sealed)
                 }
             };
-            fsutil::replace(
-                &inner.dir,
-                &file,
-                &Envelope::new(version, sealed).to_bytes(),
-            )?;
-            Ok(Version(version.to_string()))
+            fsutil::replace(&inner.dir, &file, &envelope.to_bytes())?;
+            Ok(Version(envelope.store_version()))
         })
         .await
     }
@@ -194,7 +196,7 @@ impl TokenStore for FileStore {
                 let Some(current) = inner.read(&file)? else {
                     return Err(StoreError::NotFound(name.to_string()));
                 };
-                if want.0 != current.version.to_string() {
+                if want.0 != current.store_version() {
                     return Err(StoreError::Conflict(name.to_string()));
                 }
                 // As for put: a version is only meaningful for a record this key can read.
