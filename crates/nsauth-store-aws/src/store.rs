@@ -58,10 +58,7 @@ impl AwsStore {
 
     /// As [`from_uri`](Self::from_uri), with explicit settings.
     pub fn from_uri_with(uri: &str, settings: Settings) -> Result<AwsStore, StoreError> {
-        let uri = uri::parse(uri).map_err(|message| StoreError::Unavailable {
-            message,
-            retryable: false,
-        })?;
+        let uri = uri::parse(uri).map_err(StoreError::Config)?;
         Ok(AwsStore {
             inner: Arc::new(Inner {
                 uri,

@@ -33,15 +33,16 @@ impl fmt::Debug for FileStore {
 impl FileStore {
     /// Opens the store in `dir`, creating it (0700) if needed.
     pub fn open(dir: &Path, key: StoreKey) -> Result<FileStore, StoreError> {
-        create_private_dir(dir).map_err(|e| fsutil::io_error(e, "create the directory", dir))?;
-        if !dir.is_dir() {
-            return Err(StoreError::Unavailable {
-                message: format!(
-                    "file store {} is not a directory; choose a directory for file://DIR",
-                    dir.display()
-                ),
-                retryable: false,
-            });
+        let not_a_dir = || dir.exists() && !dir.is_dir();
+        if !not_a_dir() {
+            create_private_dir(dir)
+                .map_err(|e| fsutil::io_error(e, "create the directory", dir))?;
+        }
+        if not_a_dir() {
+            return Err(StoreError::Config(format!(
+                "file store {} is not a directory; choose a directory for file://DIR",
+                dir.display()
+            )));
         }
         Ok(FileStore {
             inner: Arc::new(Inner {
@@ -60,10 +61,7 @@ impl FileStore {
             "file://DIR",
             "file:///home/me/.nsauth-profiles or file://profiles?key-file=store.key",
         )
-        .map_err(|message| StoreError::Unavailable {
-            message,
-            retryable: false,
-        })?;
+        .map_err(StoreError::Config)?;
         let key = StoreKey::resolve(parsed.key_file.as_deref())?;
         Self::open(&parsed.path, key)
     }

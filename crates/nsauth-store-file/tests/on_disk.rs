@@ -250,20 +250,27 @@ async fn from_uri_opens_with_a_key_file() {
             .unwrap()
             .is_some());
     }
-    match FileStore::from_uri("file://") {
-        Err(
-            e @ StoreError::Unavailable {
-                retryable: false, ..
-            },
-        ) => assert!(e.to_string().contains("expected file://DIR"), "{e}"),
-        other => panic!("expected a non-retryable error for a bad URI, got {other:?}"),
+    for bad in [
+        "file://",
+        "file:///tmp/profiles?bogus=1",
+        "file:///tmp/profiles?key-file=",
+        "sqlite:///tmp/profiles",
+    ] {
+        match FileStore::from_uri(bad) {
+            Err(e @ StoreError::Config(_)) => {
+                assert!(e.to_string().contains("expected file://DIR"), "{bad}: {e}")
+            }
+            other => panic!("{bad}: expected a configuration error (exit 2), got {other:?}"),
+        }
     }
     let file = tmp.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();
-    assert!(
-        FileStore::open(&file, StoreKey::generate()).is_err(),
-        "a file is not a store directory"
-    );
+    match FileStore::open(&file, StoreKey::generate()) {
+        Err(e @ StoreError::Config(_)) => {
+            assert!(e.to_string().contains("not a directory"), "{e}")
+        }
+        other => panic!("a file is not a store directory: expected Config, got {other:?}"),
+    }
 }
 
 /// A record file written before incarnations (`{"format":…,"version":3,"sealed":…}`) loads

@@ -36,6 +36,13 @@ impl SqliteStore {
     /// needed and migrating its schema. Fails with [`StoreError::Corrupt`] (and leaves the
     /// file alone) when it is not an nsauth database.
     pub fn open(path: &Path, key: StoreKey) -> Result<SqliteStore, StoreError> {
+        if path.is_dir() {
+            return Err(StoreError::Config(format!(
+                "sqlite store {} is a directory; give the path of a file for sqlite://PATH, e.g. {}",
+                path.display(),
+                path.join("nsauth.db").display()
+            )));
+        }
         let conn = schema::connect(path)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -55,10 +62,7 @@ impl SqliteStore {
             "sqlite://PATH",
             "sqlite:///home/me/nsauth.db or sqlite://nsauth.db?key-file=store.key",
         )
-        .map_err(|message| StoreError::Unavailable {
-            message,
-            retryable: false,
-        })?;
+        .map_err(StoreError::Config)?;
         let key = StoreKey::resolve(parsed.key_file.as_deref())?;
         Self::open(&parsed.path, key)
     }

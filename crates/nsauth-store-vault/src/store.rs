@@ -79,12 +79,7 @@ impl VaultStore {
 
     /// Like [`from_uri`](Self::from_uri), with explicit settings instead of the environment.
     pub fn from_uri_with(uri: &str, settings: &VaultSettings) -> Result<VaultStore, StoreError> {
-        let parsed = uri::parse(uri, settings.addr.as_deref()).map_err(|message| {
-            StoreError::Unavailable {
-                message,
-                retryable: false,
-            }
-        })?;
+        let parsed = uri::parse(uri, settings.addr.as_deref()).map_err(StoreError::Config)?;
         Ok(VaultStore {
             client: Client::new(parsed, settings)?,
         })
