@@ -44,7 +44,7 @@ mod versions;
 pub use checks::{cas_conflict, create_only, delete, list, missing_is_none, round_trip};
 pub use sample::{jwt_like, sample_record, unique_name};
 pub use stress::{concurrent_writers, large_record, odd_names};
-pub use versions::version_never_reused_across_delete;
+pub use versions::{delete_races_writers, version_never_reused_across_delete};
 
 use async_trait::async_trait;
 use nsauth_core::TokenStore;
@@ -66,6 +66,9 @@ pub const CONTRACT_CHECKS: &[(&str, Check)] = &[
     ("missing_is_none", |fx| Box::pin(missing_is_none(fx))),
     ("version_never_reused_across_delete", |fx| {
         Box::pin(version_never_reused_across_delete(fx))
+    }),
+    ("delete_races_writers", |fx| {
+        Box::pin(delete_races_writers(fx))
     }),
     ("large_record", |fx| Box::pin(large_record(fx))),
     ("odd_names", |fx| Box::pin(odd_names(fx))),
@@ -115,6 +118,7 @@ macro_rules! store_suite {
             list => $crate::list,
             missing_is_none => $crate::missing_is_none,
             version_never_reused_across_delete => $crate::version_never_reused_across_delete,
+            delete_races_writers => $crate::delete_races_writers,
             large_record => $crate::large_record,
             odd_names => $crate::odd_names,
             concurrent_writers => $crate::concurrent_writers,

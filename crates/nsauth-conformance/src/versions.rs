@@ -6,6 +6,8 @@ use crate::sample::{sample_record, unique_name};
 use crate::Fixture;
 use nsauth_core::store::{Precondition, Record, Version};
 use nsauth_core::{ProfileName, StoreError, TokenStore};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Three incarnations of one name (create, update, update, delete; three times). Every
 /// version handed out differs from every earlier one; a write or delete at a version of an
@@ -124,4 +126,87 @@ async fn absent_name_refuses_old_versions(
         !store.list().await.expect("list").contains(name),
         "a deleted record is not listed"
     );
+}
+
+/// A delete and four writers, each on its own handle, all holding the same version, race:
+/// exactly one of them wins, sixteen times over. A store without a conditional delete that reads
+/// the version and then deletes lets a writer win too, and its write is then lost (or the
+/// deleted record comes back).
+pub async fn delete_races_writers(fx: &dyn Fixture) {
+    const WRITERS: usize = 4;
+    const ROUNDS: usize = 16;
+    let store = fx.open().await;
+    let name = unique_name("delete-race");
+    for round in 0..ROUNDS {
+        let version = store
+            .put(&name, &sample_record("race"), Precondition::Create)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: create: {e}"));
+        let barrier = Arc::new(tokio::sync::Barrier::new(WRITERS + 1));
+        let mut writers = Vec::new();
+        for writer in 0..WRITERS {
+            let (handle, barrier) = (fx.open().await, Arc::clone(&barrier));
+            let (name, version) = (name.clone(), version.clone());
+            writers.push(tokio::spawn(async move {
+                let mut record = sample_record(&format!("writer-{writer}"));
+                record.meta.updated_by = format!("writer-{writer}");
+                barrier.wait().await;
+                // Spread the writers over the delete's requests (0 to 3 ms after it starts),
+                // so that the rounds try different interleavings, not only "all at once".
+                tokio::time::sleep(Duration::from_micros(spread(round, writer))).await;
+                let result = handle
+                    .put(&name, &record, Precondition::Match(version))
+                    .await;
+                (record, result)
+            }));
+        }
+        let deleter = fx.open().await;
+        barrier.wait().await;
+        let deleted = deleter.delete(&name, Some(&version)).await;
+
+        let mut winners: Vec<String> = Vec::new();
+        let mut written = None;
+        match &deleted {
+            Ok(()) => winners.push("the delete".into()),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) if e.is_retryable() => {}
+            Err(e) => panic!("round {round}: delete: unexpected {e:?}"),
+        }
+        for task in writers {
+            let (record, result) = task.await.expect("writer task");
+            match result {
+                Ok(v) => {
+                    winners.push(record.meta.updated_by.clone());
+                    written = Some((v, record));
+                }
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) if e.is_retryable() => {}
+                Err(e) => panic!("round {round}: writer: unexpected {e:?}"),
+            }
+        }
+        assert!(
+            winners.len() <= 1,
+            "round {round}: {winners:?} all won at version {version}: a delete and a write \
+             at the same version must exclude each other"
+        );
+        let now = store.load(&name).await.expect("load");
+        match (deleted.is_ok(), written, now) {
+            (true, _, None) => {}
+            (false, Some((v, record)), Some(got)) => {
+                assert_eq!((got.version, got.record), (v, record), "round {round}");
+            }
+            (false, None, Some(got)) => assert_eq!(got.version, version, "round {round}"),
+            (deleted, written, now) => panic!(
+                "round {round}: delete won: {deleted}, a write won: {}, but the record is {}",
+                written.is_some(),
+                if now.is_some() { "there" } else { "gone" }
+            ),
+        }
+        cleanup(store.as_ref(), &[&name]).await;
+    }
+}
+
+/// How long writer `writer` of round `round` lets the delete run first, in microseconds.
+fn spread(round: usize, writer: usize) -> u64 {
+    ((round * 7 + writer * 3) % 16) as u64 * 200
 }
