@@ -106,7 +106,9 @@ impl VaultStore {
     }
 
     /// The versions Vault keeps of a profile, oldest first, with the nsauth process that
-    /// wrote each (from the custom metadata). Empty when the profile does not exist.
+    /// wrote each (from the custom metadata). Empty when the profile never existed; after a
+    /// delete, its versions (and the delete's tombstone) are listed as `deleted`, their data
+    /// destroyed.
     pub async fn history(&self, name: &ProfileName) -> Result<Vec<VersionInfo>, StoreError> {
         let Some(meta) = self.read_metadata(name).await? else {
             return Ok(Vec::new());
