@@ -16,7 +16,6 @@
 
 pub mod audit;
 pub mod broker;
-pub mod doctor;
 pub mod error;
 pub mod flows;
 pub mod http;

@@ -9,16 +9,16 @@
 //! endpoint, and the store check writes, swaps and deletes a scratch record that holds no
 //! secret.
 
-use crate::account::AccountId;
-use crate::http::{ClientAuth, Http};
-use crate::m2m;
-use crate::profile::{
+use nsauth_core::account::AccountId;
+use nsauth_core::http::{ClientAuth, Http};
+use nsauth_core::m2m;
+use nsauth_core::profile::{
     is_loopback_host, validate_redirect_uri, validate_scopes, EndpointOverrides, GrantKind,
     Profile, ProfileName,
 };
-use crate::store::{Precondition, Record, StoreError, TokenStore};
-use crate::token::format_time;
-use crate::Error;
+use nsauth_core::store::{Precondition, Record, StoreError, TokenStore};
+use nsauth_core::token::format_time;
+use nsauth_core::Error;
 use serde::Serialize;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -583,7 +583,7 @@ pub async fn network_checks(http: &Http, profile: &Profile) -> Vec<Check> {
             )]
         }
     };
-    let shown = crate::http::redact_url(&url);
+    let shown = nsauth_core::http::redact_url(&url);
     let mut out = vec![match resp.status {
         400 | 401 => Check::ok(
             "token-endpoint",
@@ -670,8 +670,8 @@ fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::{AccessToken, RefreshToken};
-    use crate::token::TokenSet;
+    use nsauth_core::secret::{AccessToken, RefreshToken};
+    use nsauth_core::token::TokenSet;
 
     fn record(now: OffsetDateTime, refresh_left: time::Duration) -> Record {
         let mut rec = Record::new(Profile {

@@ -1,7 +1,9 @@
 //! `nsauth doctor`: check the current profile end to end, one line per check.
 
+mod checks;
+
 use super::Ctx;
-use nsauth_core::doctor::{self, Check, Status};
+use checks::{Check, Status};
 use nsauth_core::http::{Http, HttpConfig};
 use nsauth_core::Error;
 use std::time::Duration;
@@ -20,7 +22,7 @@ pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<u8, Error> {
                 deadline: Duration::from_secs(15),
                 ..HttpConfig::default()
             })?;
-            doctor::run(store.as_ref(), &http, &name).await
+            checks::run(store.as_ref(), &http, &name).await
         }
         Err(e) => vec![Check::from_error(
             "store",
@@ -36,7 +38,7 @@ pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<u8, Error> {
     } else {
         print_checks(&checks);
     }
-    Ok(doctor::exit_code(&checks))
+    Ok(checks::exit_code(&checks))
 }
 
 fn print_checks(checks: &[Check]) {
