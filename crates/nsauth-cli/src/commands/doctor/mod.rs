@@ -1,6 +1,10 @@
 //! `nsauth doctor`: check the current profile end to end, one line per check.
 
 mod checks;
+mod network;
+mod profile;
+#[cfg(test)]
+mod tests;
 
 use super::Ctx;
 use checks::{Check, Status};
