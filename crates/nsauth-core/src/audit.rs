@@ -44,7 +44,7 @@ pub struct AuditEvent {
     pub profile: String,
     /// The store, as its secret-free [`describe`](crate::TokenStore::describe).
     pub store: String,
-    /// `ok`, or the error kind and exit code: `login-needed (exit 3)`.
+    /// `ok`, or what failed; the CLI writes the error kind and exit code: `login-needed (exit 3)`.
     pub outcome: String,
     /// The 12-hex-digit fingerprint of the token involved (never the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,21 +80,19 @@ impl AuditEvent {
         self
     }
 
-    /// Sets the outcome from a command's result: `ok`, or [`outcome_of`] the error.
-    pub fn result<T>(mut self, result: &Result<T, Error>) -> Self {
-        self.outcome = match result {
-            Ok(_) => "ok".into(),
-            Err(e) => outcome_of(e),
-        };
+    /// Sets the outcome: `ok` (the default) or what the failure was. The CLI writes the
+    /// error's [`outcome_of`] and its exit code, e.g. `login-needed (exit 3)`.
+    pub fn outcome(mut self, outcome: impl Into<String>) -> Self {
+        self.outcome = outcome.into();
         self
     }
 }
 
-/// The outcome text of a failure: the error kind and its exit code, e.g.
-/// `login-needed (exit 3)`. The error's message is not included (it may name paths or hosts).
-pub fn outcome_of(err: &Error) -> String {
+/// A failure's name in the audit log, e.g. `login-needed` or `store-denied`: finer than its
+/// [`kind`](Error::kind), and never its message (that may name paths or hosts).
+pub fn outcome_of(err: &Error) -> &'static str {
     use crate::store::StoreError;
-    let kind = match err {
+    match err {
         Error::Invalid(_) => "invalid",
         Error::LoginNeeded(_) => "login-needed",
         Error::Store(StoreError::NotFound(_)) => "not-found",
@@ -102,12 +100,12 @@ pub fn outcome_of(err: &Error) -> String {
         Error::Store(StoreError::Unavailable { .. }) => "store-unavailable",
         Error::Store(StoreError::Corrupt { .. }) => "store-corrupt",
         Error::Store(StoreError::Denied(_)) => "store-denied",
+        Error::Store(StoreError::Config(_)) => "store-config",
         Error::Store(_) => "store-error",
         Error::Unreachable(_) => "unreachable",
         Error::Rejected(_) => "rejected",
         _ => "error",
-    };
-    format!("{kind} (exit {})", err.exit_code())
+    }
 }
 
 /// Who did it.
@@ -438,7 +436,7 @@ mod tests {
         log.record(&AuditEvent::new("login", "prod", "sqlite:///x.db").fingerprint("aaaaaaaaaaaa"));
         log.record(
             &AuditEvent::new("refresh", "dev", "vault+http://u:hunter2@h/secret/x")
-                .result::<()>(&Err(Error::LoginNeeded("x".into())))
+                .outcome(outcome_of(&Error::LoginNeeded("x".into())))
                 .detail("line\nbreak"),
         );
         let all = log.read(&AuditFilter::default()).unwrap();
@@ -447,7 +445,7 @@ mod tests {
             all[0].fields.token_fingerprint.as_deref(),
             Some("aaaaaaaaaaaa")
         );
-        assert_eq!(all[1].fields.outcome, "login-needed (exit 3)");
+        assert_eq!(all[1].fields.outcome, "login-needed");
         assert_eq!(all[1].fields.detail.as_deref(), Some("linebreak"));
         assert!(!all[1].fields.store.contains("hunter2"));
         let prod = AuditFilter {

@@ -1,6 +1,7 @@
 //! `nsauth audit`: read the audit trail; and the one place commands find their audit log.
 
 use super::Ctx;
+use crate::exit::Exit;
 use crate::output;
 use nsauth_core::audit::{AuditEvent, AuditFilter, AuditLog, AuditRecord};
 use nsauth_core::Error;
@@ -39,7 +40,7 @@ pub fn record(ctx: &Ctx, event: &AuditEvent) {
     audit_log_for(ctx).record(event);
 }
 
-pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit, Error> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let log = audit_log_for(ctx);
     let read = log.read_all(&AuditFilter {
@@ -63,7 +64,7 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, Error> {
             "{}",
             serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into())
         );
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     if records.is_empty() {
         ctx.note(format!("no audit events in {}", log.path().display()));
@@ -71,7 +72,7 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, Error> {
     for r in &records {
         println!("{}", line(r));
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// `2026-11-20T14:02:03Z  refresh        prod  ok  token 1a2b3c4d5e6f  by alice@host (GITHUB_RUN_ID=1)  [store]: detail`

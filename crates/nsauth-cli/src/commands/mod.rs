@@ -11,6 +11,7 @@ pub(crate) mod share;
 mod tokens;
 
 use crate::cli::{Cli, Command};
+use crate::exit::Exit;
 use nsauth_core::broker::{Broker, BrokerConfig};
 use nsauth_core::http::Http;
 use nsauth_core::{Error, ProfileName, TokenStore};
@@ -82,7 +83,7 @@ impl Ctx {
 }
 
 /// Runs the parsed command; returns the exit code.
-pub async fn run(cli: Cli) -> Result<u8, Error> {
+pub async fn run(cli: Cli) -> Result<Exit, Error> {
     let store_uri = match cli.store.clone().filter(|s| !s.is_empty()) {
         Some(s) => s,
         None => nsauth::default_store_uri()?,
@@ -115,12 +116,12 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Doctor(args) => doctor::run(&ctx, args).await,
         Command::Backends => {
             backends(&ctx);
-            Ok(0)
+            Ok(Exit::Success)
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "nsauth", &mut std::io::stdout());
-            Ok(0)
+            Ok(Exit::Success)
         }
     }
 }

@@ -1,19 +1,20 @@
 //! `nsauth doctor`: checks one profile end to end and says what to fix.
 //!
-//! Each [`Check`] is `ok`, `warn` or `fail`; a failure carries a fix and the exit code it maps
-//! to (2 configuration, 3 login needed, 4 store, 5 NetSuite unreachable). [`exit_code`] gives
-//! the process exit code: 0 without failures (warnings allowed), else the highest code among
-//! the failures.
+//! Each [`Check`] is `ok`, `warn` or `fail`; a failure carries a fix and its [`FailureKind`]
+//! (invalid configuration, login needed, store, NetSuite unreachable). [`outcome`] is how the
+//! command ends: success without failures (warnings allowed), else the failure whose exit code
+//! (decided in `crate::exit`) is highest.
 //!
 //! Nothing here uses a token: the network check is an unauthenticated request to the token
 //! endpoint, and the store check writes, swaps and deletes a scratch record that holds no
 //! secret.
 
 use super::{network, profile};
+use crate::exit::Exit;
 use nsauth_core::account::AccountId;
 use nsauth_core::http::Http;
 use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile, ProfileName};
-use nsauth_core::store::{Precondition, Record, StoreError, TokenStore};
+use nsauth_core::store::{FailureKind, Precondition, Record, StoreError, TokenStore};
 use nsauth_core::Error;
 use serde::Serialize;
 use std::time::Duration;
@@ -44,9 +45,9 @@ pub struct Check {
     pub message: String,
     /// What to do (failures and warnings).
     pub fix: Option<String>,
-    /// The exit code a failure maps to (0 otherwise).
+    /// What kind of failure it is (failures only).
     #[serde(skip)]
-    pub exit_code: u8,
+    pub failure: Option<FailureKind>,
 }
 
 impl Check {
@@ -57,7 +58,7 @@ impl Check {
             status: Status::Ok,
             message: message.into(),
             fix: None,
-            exit_code: 0,
+            failure: None,
         }
     }
 
@@ -68,14 +69,14 @@ impl Check {
             status: Status::Warn,
             message: message.into(),
             fix: Some(fix.into()),
-            exit_code: 0,
+            failure: None,
         }
     }
 
-    /// A failure mapping to `exit_code`.
+    /// A failure of kind `kind`.
     pub fn fail(
         check: &'static str,
-        exit_code: u8,
+        kind: FailureKind,
         message: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
@@ -84,25 +85,19 @@ impl Check {
             status: Status::Fail,
             message: message.into(),
             fix: Some(fix.into()),
-            exit_code,
+            failure: Some(kind),
         }
     }
 
-    /// A failure from an error, with the error's exit code.
+    /// A failure from an error, of the error's kind.
     pub fn from_error(check: &'static str, err: &Error, fix: impl Into<String>) -> Self {
-        let code = u8::try_from(err.exit_code()).unwrap_or(1);
-        Self::fail(check, code, err.to_string(), fix)
+        Self::fail(check, err.kind(), err.to_string(), fix)
     }
 }
 
-/// 0 when nothing failed, else the highest exit code among the failures.
-pub fn exit_code(checks: &[Check]) -> u8 {
-    checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .map(|c| c.exit_code.max(1))
-        .max()
-        .unwrap_or(0)
+/// How `nsauth doctor` ends: success when nothing failed, else the worst failure.
+pub fn outcome(checks: &[Check]) -> Exit {
+    Exit::worst(checks.iter().filter_map(|c| c.failure))
 }
 
 /// Runs every check on profile `name`: the store (reachable, create/compare-and-swap/delete),
@@ -135,7 +130,7 @@ pub async fn run(store: &dyn TokenStore, http: &Http, name: &ProfileName) -> Vec
     let Some(record) = record else {
         checks.push(Check::fail(
             "profile",
-            2,
+            FailureKind::Invalid,
             format!("profile {name} is not in {described}"),
             format!("create it: nsauth profile set {name} --account-id ... --client-id ... (or pick another --profile)"),
         ));
@@ -179,7 +174,7 @@ pub async fn store_round_trip(store: &dyn TokenStore) -> Check {
                 tokio::time::timeout(Duration::from_secs(10), store.delete(&scratch, None)).await;
             Check::fail(
                 "store-round-trip",
-                4,
+                FailureKind::Store,
                 format!("the scratch record {scratch} could not be written, swapped and deleted: {why}"),
                 "give nsauth write and delete access to the store (Vault policy, IAM, file permissions), and check that it keeps versions",
             )

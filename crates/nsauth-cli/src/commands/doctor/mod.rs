@@ -7,6 +7,7 @@ mod profile;
 mod tests;
 
 use super::Ctx;
+use crate::exit::Exit;
 use checks::{Check, Status};
 use nsauth_core::http::{Http, HttpConfig};
 use nsauth_core::Error;
@@ -16,7 +17,7 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {}
 
-pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let checks = match ctx.store() {
         Ok(store) => {
@@ -42,7 +43,7 @@ pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<u8, Error> {
     } else {
         print_checks(&checks);
     }
-    Ok(checks::exit_code(&checks))
+    Ok(checks::outcome(&checks))
 }
 
 fn print_checks(checks: &[Check]) {

@@ -3,6 +3,7 @@
 use super::checks::Check;
 use nsauth_core::http::{ClientAuth, Http};
 use nsauth_core::profile::Profile;
+use nsauth_core::store::FailureKind;
 use time::OffsetDateTime;
 
 /// Clock skew above this many seconds is a warning.
@@ -74,7 +75,7 @@ pub fn clock_check(date: Option<&str>, local: OffsetDateTime) -> Check {
     if secs.abs() > SKEW_FAIL_SECONDS {
         Check::fail(
             "clock-skew",
-            2,
+            FailureKind::Invalid,
             format!("this clock is {}s {dir} NetSuite's; signed assertions (iat/exp) and expiry times will be wrong", secs.abs()),
             fix,
         )

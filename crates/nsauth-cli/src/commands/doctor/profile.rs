@@ -6,7 +6,7 @@ use nsauth_core::m2m;
 use nsauth_core::profile::{
     is_loopback_host, validate_redirect_uri, validate_scopes, GrantKind, Profile, ProfileName,
 };
-use nsauth_core::store::Record;
+use nsauth_core::store::{FailureKind, Record};
 use nsauth_core::token::format_time;
 use time::OffsetDateTime;
 
@@ -35,7 +35,12 @@ pub fn profile_checks(rec: &Record, name: &ProfileName, now: OffsetDateTime) -> 
                 p.client_id
             ),
         ),
-        Err(why) => Check::fail("profile", 2, why, format!("correct it: {set} ...")),
+        Err(why) => Check::fail(
+            "profile",
+            FailureKind::Invalid,
+            why,
+            format!("correct it: {set} ..."),
+        ),
     });
     out.push(account_check(p, &set));
     match p.grant {
@@ -106,10 +111,20 @@ fn origin(u: &url::Url) -> String {
 fn redirect_check(p: &Profile, set: &str) -> Check {
     let fix = format!("register an https:// (or custom scheme) redirect URI on the integration record, then: {set} --redirect-uri https://127.0.0.1:53682/callback");
     let Some(uri) = &p.redirect_uri else {
-        return Check::fail("redirect-uri", 2, "no redirect URI is set", fix);
+        return Check::fail(
+            "redirect-uri",
+            FailureKind::Invalid,
+            "no redirect URI is set",
+            fix,
+        );
     };
     if let Err(why) = validate_redirect_uri(uri) {
-        return Check::fail("redirect-uri", 2, format!("{uri}: {why}"), fix);
+        return Check::fail(
+            "redirect-uri",
+            FailureKind::Invalid,
+            format!("{uri}: {why}"),
+            fix,
+        );
     }
     match uri.scheme() {
         "http" => Check::warn(
@@ -127,7 +142,7 @@ fn scopes_check(p: &Profile, set: &str) -> Check {
         Ok(()) => Check::ok("scopes", p.scopes.join(" ")),
         Err(why) => Check::fail(
             "scopes",
-            2,
+            FailureKind::Invalid,
             why,
             format!(
                 "{set} --scope rest_webservices (the scopes enabled on the integration record)"
@@ -141,7 +156,7 @@ fn tokens_check(rec: &Record, name: &ProfileName, now: OffsetDateTime) -> Check 
     if let Some(m) = &rec.moved {
         return Check::fail(
             "tokens",
-            3,
+            FailureKind::LoginNeeded,
             format!(
                 "the tokens were moved to {} at {}; this copy no longer refreshes",
                 m.to,
@@ -151,16 +166,21 @@ fn tokens_check(rec: &Record, name: &ProfileName, now: OffsetDateTime) -> Check 
         );
     }
     let Some(t) = &rec.tokens else {
-        return Check::fail("tokens", 3, "not logged in: there are no tokens", login);
+        return Check::fail(
+            "tokens",
+            FailureKind::LoginNeeded,
+            "not logged in: there are no tokens",
+            login,
+        );
     };
     if let Some(f) = rec
         .last_failure
         .as_ref()
-        .filter(|f| f.exit_code == 3 && f.at >= t.obtained_at)
+        .filter(|f| f.kind == FailureKind::LoginNeeded && f.at >= t.obtained_at)
     {
         return Check::fail(
             "tokens",
-            3,
+            FailureKind::LoginNeeded,
             format!("the last refresh was refused: {}", f.message),
             login,
         );
@@ -178,7 +198,7 @@ fn tokens_check(rec: &Record, name: &ProfileName, now: OffsetDateTime) -> Check 
         } else {
             Check::fail(
                 "tokens",
-                3,
+                FailureKind::LoginNeeded,
                 "no refresh token and the access token has ended",
                 login,
             )
@@ -187,7 +207,7 @@ fn tokens_check(rec: &Record, name: &ProfileName, now: OffsetDateTime) -> Check 
     match t.refresh_expires_at {
         Some(end) if end <= now => Check::fail(
             "tokens",
-            3,
+            FailureKind::LoginNeeded,
             format!("the refresh token ended {}", relative(end, now)),
             login,
         ),
@@ -212,7 +232,7 @@ fn m2m_checks(p: &Profile, set: &str, now: OffsetDateTime) -> Vec<Check> {
         None => {
             out.push(Check::fail(
                 "private-key",
-                2,
+                FailureKind::Invalid,
                 "no private key is stored",
                 keygen.clone(),
             ));
@@ -252,7 +272,7 @@ fn m2m_checks(p: &Profile, set: &str, now: OffsetDateTime) -> Vec<Check> {
             Ok(true) => Check::ok("key-certificate-match", "the certificate certifies the private key"),
             Ok(false) => Check::fail(
                 "key-certificate-match",
-                2,
+                FailureKind::Invalid,
                 "the stored certificate does not certify the stored private key; NetSuite will refuse the assertions",
                 format!("{set} --private-key-file KEY --certificate-file CERT with the pair uploaded to NetSuite"),
             ),
@@ -274,7 +294,7 @@ fn certificate_check(c: &m2m::CertificateInfo, now: OffsetDateTime, keygen: &str
     if !accepted.contains(&c.key_description.as_str()) {
         return Check::fail(
             "certificate",
-            2,
+            FailureKind::Invalid,
             format!("{what}: NetSuite accepts RSA 3072/4096 or EC P-256/384/521 keys only"),
             keygen,
         );
@@ -282,7 +302,7 @@ fn certificate_check(c: &m2m::CertificateInfo, now: OffsetDateTime, keygen: &str
     if c.not_before > now {
         return Check::fail(
             "certificate",
-            2,
+            FailureKind::Invalid,
             format!("{what} is not valid until {}", relative(c.not_before, now)),
             "check this machine's clock, or make a new certificate",
         );
@@ -290,7 +310,7 @@ fn certificate_check(c: &m2m::CertificateInfo, now: OffsetDateTime, keygen: &str
     if c.not_after <= now {
         return Check::fail(
             "certificate",
-            3,
+            FailureKind::LoginNeeded,
             format!("{what} expired {}", relative(c.not_after, now)),
             keygen,
         );

@@ -1,11 +1,13 @@
 //! The doctor's checks judged on records and dates made up here (no store, no network).
 
-use super::checks::{exit_code, Check, Status};
+use super::checks::{outcome, Check, Status};
 use super::network::clock_check;
 use super::profile::profile_checks;
+use crate::exit::Exit;
 use nsauth_core::account::AccountId;
 use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile, ProfileName};
 use nsauth_core::secret::{AccessToken, RefreshToken};
+use nsauth_core::store::FailureKind;
 use nsauth_core::store::Record;
 use nsauth_core::token::TokenSet;
 use time::OffsetDateTime;
@@ -47,7 +49,7 @@ fn good_profile_is_all_ok() {
     assert!(find(&checks, "account")
         .message
         .contains("1234567-sb1.suitetalk.api.netsuite.com"));
-    assert_eq!(exit_code(&checks), 0);
+    assert_eq!(outcome(&checks), Exit::Success);
 }
 
 #[test]
@@ -56,7 +58,7 @@ fn refresh_token_end_warns_then_fails() {
     let name = ProfileName::parse("prod").unwrap();
     let soon = profile_checks(&record(now, time::Duration::hours(10)), &name, now);
     assert_eq!(find(&soon, "tokens").status, Status::Warn);
-    assert_eq!(exit_code(&soon), 0);
+    assert_eq!(outcome(&soon), Exit::Success);
     let ended = profile_checks(&record(now, -time::Duration::minutes(1)), &name, now);
     let t = find(&ended, "tokens");
     assert_eq!(t.status, Status::Fail);
@@ -65,7 +67,7 @@ fn refresh_token_end_warns_then_fails() {
         .as_deref()
         .unwrap()
         .contains("nsauth login --profile prod"));
-    assert_eq!(exit_code(&ended), 3);
+    assert_eq!(outcome(&ended), Exit::Failed(FailureKind::LoginNeeded));
 }
 
 #[test]
@@ -84,7 +86,7 @@ fn http_redirect_and_foreign_domains() {
     rec.profile.redirect_uri = url::Url::parse("http://example.com/cb").ok();
     let checks = profile_checks(&rec, &name, now);
     assert_eq!(find(&checks, "redirect-uri").status, Status::Fail);
-    assert_eq!(exit_code(&checks), 2);
+    assert_eq!(outcome(&checks), Exit::Failed(FailureKind::Invalid));
 }
 
 #[test]
@@ -96,24 +98,28 @@ fn clock_skew_thresholds() {
     assert_eq!(c.status, Status::Warn);
     assert!(c.message.contains("90s ahead"), "{}", c.message);
     let c = clock_check(Some(server), at - time::Duration::seconds(400));
-    assert_eq!((c.status, c.exit_code), (Status::Fail, 2));
+    assert_eq!(
+        (c.status, c.failure),
+        (Status::Fail, Some(FailureKind::Invalid))
+    );
     assert_eq!(clock_check(None, at).status, Status::Warn);
 }
 
 #[test]
 fn worst_failure_wins() {
     let checks = [
-        Check::fail("a", 3, "", ""),
+        Check::fail("a", FailureKind::LoginNeeded, "", ""),
         Check::warn("b", "", ""),
-        Check::fail("c", 5, "", ""),
+        Check::fail("c", FailureKind::Unreachable, "", ""),
     ];
-    assert_eq!(exit_code(&checks), 5);
-    assert_eq!(exit_code(&checks[1..2]), 0);
+    assert_eq!(outcome(&checks), Exit::Failed(FailureKind::Unreachable));
+    assert_eq!(outcome(&checks[1..2]), Exit::Success);
 }
 
 #[test]
 fn json_shape() {
-    let v = serde_json::to_value(Check::fail("store", 4, "down", "fix it")).unwrap();
+    let v =
+        serde_json::to_value(Check::fail("store", FailureKind::Store, "down", "fix it")).unwrap();
     assert_eq!(
         v,
         serde_json::json!({"check": "store", "status": "fail", "message": "down", "fix": "fix it"})
