@@ -142,3 +142,34 @@ fn exit_codes_are_written_only_in_the_one_function() {
         elsewhere.join("\n")
     );
 }
+
+/// "Core never learns about a store": its code names no backend scheme (it asks a store for
+/// its capabilities instead). Test code may use such names as sample identities.
+#[test]
+fn core_code_names_no_store_scheme() {
+    let root = workspace();
+    let mut files = Vec::new();
+    rust_files(&root.join("crates/nsauth-core/src"), &mut files);
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (n, line) in code.lines().enumerate() {
+            for scheme in ["sqlite", "file://", "vault", "aws-sm"] {
+                if line.to_ascii_lowercase().contains(scheme) {
+                    found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        files.len() > 20,
+        "the walk found only {} files",
+        files.len()
+    );
+    assert!(
+        found.is_empty(),
+        "core names a store:\n{}",
+        found.join("\n")
+    );
+}

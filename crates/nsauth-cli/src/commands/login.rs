@@ -128,7 +128,7 @@ async fn finish(ctx: &Ctx, input: Option<&str>, state: Option<&str>) -> Result<E
     if let Ok(t) = &res {
         ev = ev.fingerprint(t.access_token.fingerprint());
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     let tokens = res?;
     report_login(ctx, &name, &tokens);
     Ok(Exit::Success)
@@ -225,7 +225,7 @@ async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<Exit, Error> {
             .fingerprint(t.access_token.fingerprint())
             .detail("interactive");
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     let tokens = res?;
     report_login(ctx, &name, &tokens);
     Ok(Exit::Success)

@@ -29,6 +29,7 @@ pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<Exit, 
         if !dry_run {
             super::audit::record(
                 ctx,
+                src.as_ref(),
                 &nsauth_core::audit::AuditEvent::new("migrate", name.as_str(), &src.describe())
                     .outcome(crate::exit::audit_outcome(&res))
                     .detail(format!("to {}", dst.describe())),

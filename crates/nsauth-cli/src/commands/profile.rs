@@ -198,6 +198,7 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<Exit, Error> {
             ctx.note(format!("profile {name} created in {}", store.describe()));
             super::audit::record(
                 ctx,
+                store.as_ref(),
                 &nsauth_core::audit::AuditEvent::new(
                     "profile-set",
                     name.as_str(),
@@ -224,6 +225,7 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<Exit, Error> {
             ctx.note(format!("profile {name} updated in {}", store.describe()));
             super::audit::record(
                 ctx,
+                store.as_ref(),
                 &nsauth_core::audit::AuditEvent::new(
                     "profile-set",
                     name.as_str(),
@@ -267,6 +269,7 @@ async fn delete(ctx: &Ctx, name: &str) -> Result<Exit, Error> {
     let res = store.delete(&name, None).await;
     super::audit::record(
         ctx,
+        store.as_ref(),
         &nsauth_core::audit::AuditEvent::new("profile-delete", name.as_str(), &store.describe())
             .outcome(crate::exit::audit_outcome(
                 &res.as_ref()

@@ -168,6 +168,7 @@ async fn export(
     let res = share::export(store.as_ref(), &name, &recipients, with_tokens, out).await;
     super::audit::record(
         ctx,
+        store.as_ref(),
         &nsauth_core::audit::AuditEvent::new("share-export", name.as_str(), &store.describe())
             .outcome(crate::exit::audit_outcome(&res))
             .detail(format!(
@@ -278,7 +279,7 @@ async fn import(
                 .unwrap_or_else(|| t.access_token.fingerprint()),
         );
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     res?;
     let now = OffsetDateTime::now_utc();
     let tokens = bundle.tokens.as_ref();

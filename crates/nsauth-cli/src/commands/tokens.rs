@@ -28,7 +28,7 @@ pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<Exit, Error> {
             .fingerprint(t.access_token.fingerprint())
             .detail(format!("{o:?}").to_lowercase());
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     let (tokens, outcome) = res?;
     tracing::info!(profile = %name, ?outcome, fingerprint = %tokens.access_token.fingerprint(), "access token handed out");
     let mut out = std::io::stdout().lock();
@@ -59,7 +59,7 @@ pub async fn refresh(ctx: &Ctx, force: bool) -> Result<Exit, Error> {
             .fingerprint(t.access_token.fingerprint())
             .detail(format!("{o:?}").to_lowercase());
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     let (tokens, outcome) = res?;
     let what = match outcome {
         Outcome::Refreshed => "refreshed",
@@ -219,6 +219,7 @@ pub async fn revoke(ctx: &Ctx) -> Result<Exit, Error> {
         let res = flows::revoke(broker.http(), &rec.profile, rt).await;
         super::audit::record(
             ctx,
+            store.as_ref(),
             &nsauth_core::audit::AuditEvent::new("revoke", name.as_str(), &store.describe())
                 .outcome(crate::exit::audit_outcome(&res))
                 .fingerprint(rt.fingerprint()),
