@@ -23,6 +23,7 @@ pub mod journal;
 pub mod login;
 pub mod m2m;
 pub mod migrate;
+#[cfg(feature = "share")]
 pub mod share;
 pub mod store;
 pub mod token;

@@ -1,12 +1,14 @@
 //! One module per command group; `run` dispatches.
 
 pub(crate) mod audit;
+#[cfg(feature = "emulator")]
 mod demo;
 pub(crate) mod doctor;
 mod login;
 mod m2m;
 mod migrate;
 mod profile;
+#[cfg(feature = "share")]
 pub(crate) mod share;
 mod tokens;
 
@@ -108,9 +110,12 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
             tokens::api(&ctx, &method, &path, data.as_deref()).await
         }
         Command::M2m(cmd) => m2m::run(&ctx, cmd).await,
+        #[cfg(feature = "share")]
         Command::Share(cmd) => share::run(&ctx, cmd).await,
         Command::Migrate { to, all, dry_run } => migrate::run(&ctx, &to, all, dry_run).await,
+        #[cfg(feature = "emulator")]
         Command::Emulator { listen } => demo::emulator(&listen).await,
+        #[cfg(feature = "emulator")]
         Command::Demo => demo::demo(cli.store.clone()).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Doctor(args) => doctor::run(&ctx, args).await,
