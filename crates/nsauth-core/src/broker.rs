@@ -558,3 +558,27 @@ fn failure_error(f: &RefreshFailure) -> Error {
         FailureKind::Other => Error::Other(msg),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A waiter reports the failure the refreshing process recorded as an error of the same
+    /// kind, so both exit alike.
+    #[test]
+    fn a_recorded_failure_comes_back_as_the_same_kind() {
+        for kind in FailureKind::ALL {
+            let recorded = RefreshFailure {
+                at: OffsetDateTime::UNIX_EPOCH,
+                kind,
+                message: "invalid_grant".into(),
+            };
+            let err = failure_error(&recorded);
+            assert_eq!(err.kind(), kind, "{err}");
+            assert!(
+                err.to_string().contains("invalid_grant (reported by"),
+                "{err}"
+            );
+        }
+    }
+}
