@@ -4,6 +4,7 @@
 //! back off; a profile that needs a login is retried rarely.
 
 use crate::token::{Cached, Tokens};
+use nsauth_core::store::FailureKind;
 use nsauth_core::Error;
 use rand::Rng;
 use std::collections::{BTreeSet, HashMap};
@@ -102,7 +103,7 @@ pub fn due(c: &Cached, now: Instant, wall: OffsetDateTime) -> Instant {
 /// The pause after `failures` failed attempts in a row ending with `e`.
 fn backoff(e: &Error, failures: u32) -> Duration {
     // A person must act (log in, create the profile, fix the configuration): retry rarely.
-    if matches!(e.exit_code(), 2 | 3) {
+    if matches!(e.kind(), FailureKind::Invalid | FailureKind::LoginNeeded) {
         return LOGIN_RETRY;
     }
     let base = Duration::from_secs(5).saturating_mul(1 << failures.min(8));

@@ -3,11 +3,24 @@
 
 use crate::body::{full, Body};
 use hyper::{header, Response, StatusCode};
+use nsauth_core::store::FailureKind;
 use nsauth_core::{Error, StoreError};
+
+/// The exit code the `nsauth` CLI gives a kind of failure (docs/cli.md, "Exit codes"). The
+/// CLI's `exit::code` is the authority; a test of the CLI checks that this table agrees.
+pub fn exit_code(kind: FailureKind) -> i32 {
+    match kind {
+        FailureKind::Rejected | FailureKind::Other => 1,
+        FailureKind::Invalid => 2,
+        FailureKind::LoginNeeded => 3,
+        FailureKind::Store => 4,
+        FailureKind::Unreachable => 5,
+    }
+}
 
 /// A short machine-readable kind for an error, its HTTP status and the CLI exit code.
 pub fn classify(e: &Error) -> (&'static str, StatusCode, i32) {
-    let code = e.exit_code();
+    let code = exit_code(e.kind());
     let (kind, status) = match e {
         Error::Invalid(_) => ("invalid", StatusCode::BAD_REQUEST),
         Error::Store(StoreError::NotFound(_)) => ("unknown_profile", StatusCode::NOT_FOUND),

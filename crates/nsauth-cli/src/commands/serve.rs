@@ -2,6 +2,7 @@
 //! (crates/nsauth-agent does the work).
 
 use super::Ctx;
+use crate::exit::Exit;
 use nsauth_agent::config::{self, Listen, Profiles, ServeConfig, WatchSettings};
 use nsauth_core::{Error, ProfileName};
 use std::io::Write;
@@ -90,7 +91,7 @@ pub fn config(ctx: &Ctx, args: &ServeArgs) -> Result<ServeConfig, Error> {
 
 /// Runs the agent until SIGTERM/SIGINT; prints where it listens (and the key file's path,
 /// never the key) once ready.
-pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<Exit, Error> {
     let cfg = config(ctx, &args)?;
     let store_uri = ctx.store_uri.clone();
     let quiet = ctx.quiet;
@@ -125,7 +126,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<u8, Error> {
         })
         .map_err(|e| Error::Other(format!("cannot start the agent thread: {e}")))?;
     match rx.await {
-        Ok(r) => r.map(|()| 0),
+        Ok(r) => r.map(|()| Exit::Success),
         Err(_) => Err(Error::Other("the agent stopped unexpectedly".into())),
     }
 }
@@ -133,7 +134,7 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<u8, Error> {
 /// `nsauth token --via ADDR` (or `NSAUTH_AGENT`): the token from a running agent. `Ok(None)`
 /// when there is no `--via`, or no agent answers — the caller then uses the store; an agent's error is returned as it
 /// is, with its exit code.
-pub async fn token_via(ctx: &Ctx, via: Option<&str>, min_ttl: u64) -> Result<Option<u8>, Error> {
+pub async fn token_via(ctx: &Ctx, via: Option<&str>, min_ttl: u64) -> Result<Option<Exit>, Error> {
     let Some(via) = via.filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
     };
@@ -147,12 +148,29 @@ pub async fn token_via(ctx: &Ctx, via: Option<&str>, min_ttl: u64) -> Result<Opt
                 .and_then(|_| out.flush())
                 .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
             tracing::info!(profile = %name, agent = %target, fingerprint = %t.access_token.fingerprint(), "access token from the agent");
-            Ok(Some(0))
+            Ok(Some(Exit::Success))
         }
         Err(nsauth_agent::client::FetchError::NoAgent(why)) => {
             tracing::info!("{why}; using the store");
             Ok(None)
         }
         Err(nsauth_agent::client::FetchError::Agent(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nsauth_core::store::FailureKind;
+
+    /// The agent's answers carry the CLI's exit codes: its table must agree with `exit::code`.
+    #[test]
+    fn the_agent_reports_the_cli_exit_codes() {
+        for kind in FailureKind::ALL {
+            assert_eq!(
+                nsauth_agent::reply::exit_code(kind),
+                i32::from(crate::exit::code(kind)),
+                "{kind:?}"
+            );
+        }
     }
 }
