@@ -1,1 +1,437 @@
-//! (to be written)
+//! The deadline watch: for each profile, the refresh-token chain end and the M2M
+//! certificate's `notAfter`, announced at thresholds, **only on state changes**.
+//!
+//! The agent calls [`Watcher::check`] for a profile after every refresh attempt (with the
+//! error, if it failed) and on its watch tick (with `None`). The watcher compares the
+//! record's [`deadlines`] with `now`, decides what changed (rules in [`state`]), builds the
+//! [`Event`]s and hands them to the [`Notifier`](crate::notify::Notifier), which delivers
+//! them off the refresh path.
+//!
+//! Events (`event` field of the JSON, schema 1; full description in docs/notifications.md):
+//!
+//! | event | when |
+//! |---|---|
+//! | `refresh_token_expiring` | the refresh-token chain end came within a threshold (default 72 h, 24 h, 4 h), once per band |
+//! | `refresh_token_expired` | it has passed |
+//! | `certificate_expiring` | the certificate's end came within a threshold (default 30, 14, 3 days), once per band |
+//! | `certificate_expired` | it has passed |
+//! | `reapproval_needed` | a refresh (or mint) was refused with "login needed"; for authorization-code profiles it carries a `handoff_url` with a stored pending login |
+//! | `recovered` | after any of the above: the deadline moved later (a login, a new certificate) or tokens work again; one per profile per check |
+//!
+//! What the watcher remembers lives in memory only: after a restart, a deadline already
+//! inside a band is announced once more, an outstanding re-approval is raised again (with a
+//! new link) at the next refused refresh, and a recovery that happens while the agent is
+//! down is not announced. A duplicate after a restart is preferred to a missed warning.
+
+pub mod deadline;
+pub mod event;
+pub mod state;
+
+pub use deadline::{deadlines, Deadlines};
+pub use event::{format_threshold, Event, EventKind, EVENT_SCHEMA};
+
+use crate::notify::{Limits, Notifier, Stats};
+use event::{one_line, relative, when};
+use nsauth_store::profile::GrantKind;
+use nsauth_store::{ProfileName, Record, TokenStore};
+use state::{Approval, Change, ProfileState};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+use time::OffsetDateTime;
+use url::Url;
+
+/// How long the handoff link of a `reapproval_needed` event stays valid: long enough for a
+/// weekend.
+pub const HANDOFF_TTL: time::Duration = time::Duration::hours(72);
+
+/// The longest a check waits for the store to keep the handoff's pending login; without it
+/// the event goes out without a link.
+pub const HANDOFF_STORE_LIMIT: Duration = Duration::from_secs(10);
+
+/// What to watch for and where to send it.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    /// Refresh-token thresholds (default 72 h, 24 h, 4 h).
+    pub refresh_thresholds: Vec<Duration>,
+    /// Certificate thresholds (default 30, 14, 3 days).
+    pub certificate_thresholds: Vec<Duration>,
+    /// `--notify-command`: run with `/bin/sh -c`, event JSON on stdin.
+    pub notify_command: Option<String>,
+    /// `--notify-webhook`: JSON POST with a Slack-compatible `text` field.
+    pub notify_webhook: Option<Url>,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        WatchConfig {
+            refresh_thresholds: vec![hours(72), hours(24), hours(4)],
+            certificate_thresholds: vec![hours(30 * 24), hours(14 * 24), hours(3 * 24)],
+            notify_command: None,
+            notify_webhook: None,
+        }
+    }
+}
+
+/// Parses a threshold list for the CLI flags: `72h,24h,4h`, `30d,14d,3d`, `90m`, seconds
+/// (`3600`), or `none` for no advance warnings (only "expired"). Returns them largest first.
+pub fn parse_thresholds(s: &str) -> Result<Vec<Duration>, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let shown: String = part
+            .chars()
+            .take(20)
+            .flat_map(char::escape_default)
+            .collect();
+        let bad = || {
+            format!("invalid threshold {shown:?}: use a comma-separated list like 72h,24h,4h or 30d,14d,3d (units s, m, h, d), or none")
+        };
+        let (digits, unit) = match part.find(|c: char| !c.is_ascii_digit()) {
+            Some(i) => part.split_at(i),
+            None => (part, "s"),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let secs = match unit {
+            "s" => Some(n),
+            "m" => n.checked_mul(60),
+            "h" => n.checked_mul(3600),
+            "d" => n.checked_mul(86_400),
+            _ => None,
+        }
+        .ok_or_else(bad)?;
+        if secs == 0 || secs > 366 * 86_400 {
+            return Err(format!(
+                "invalid threshold {shown:?}: it must be more than 0 and at most 366d"
+            ));
+        }
+        out.push(Duration::from_secs(secs));
+    }
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    if out.windows(2).any(|w| w[0] == w[1]) {
+        return Err(format!("threshold list {s:?} names the same time twice"));
+    }
+    Ok(out)
+}
+
+/// Watches the deadlines of every profile it is shown. `Send + Sync`; share it in an `Arc`.
+#[derive(Debug)]
+pub struct Watcher {
+    refresh: Vec<(time::Duration, Duration)>,
+    certificate: Vec<(time::Duration, Duration)>,
+    command: Option<String>,
+    webhook: Option<Url>,
+    limits: Limits,
+    profiles: Mutex<HashMap<ProfileName, ProfileState>>,
+    notifier: OnceLock<Notifier>,
+}
+
+/// What one check found, before links and messages.
+struct Found {
+    changes: Vec<(Kind, Change)>,
+    approval: Option<Approval>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Refresh,
+    Certificate,
+}
+
+impl Watcher {
+    /// A watcher with `config`. Delivery starts with the first event (inside the runtime).
+    pub fn new(config: WatchConfig) -> Self {
+        let sorted = |mut v: Vec<Duration>| {
+            v.sort_unstable_by(|a, b| b.cmp(a));
+            v.dedup();
+            v.into_iter()
+                .map(|d| {
+                    (
+                        time::Duration::try_from(d).unwrap_or(time::Duration::MAX),
+                        d,
+                    )
+                })
+                .collect()
+        };
+        Watcher {
+            refresh: sorted(config.refresh_thresholds),
+            certificate: sorted(config.certificate_thresholds),
+            command: config.notify_command,
+            webhook: config.notify_webhook,
+            limits: Limits::default(),
+            profiles: Mutex::new(HashMap::new()),
+            notifier: OnceLock::new(),
+        }
+    }
+
+    /// Other delivery limits (tests use short ones).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks one profile and queues what changed for delivery. Never fails: a store
+    /// failure while keeping the handoff login only leaves the link out of the event.
+    pub async fn check(
+        &self,
+        store: &dyn TokenStore,
+        name: &ProfileName,
+        record: &Record,
+        refresh_error: Option<&nsauth_core::Error>,
+        now: OffsetDateTime,
+    ) {
+        let events = self.evaluate(store, name, record, refresh_error, now).await;
+        if events.is_empty() {
+            return;
+        }
+        let notifier = self.notifier.get_or_init(|| {
+            Notifier::spawn(
+                self.command.clone(),
+                self.webhook.clone(),
+                self.limits.clone(),
+            )
+        });
+        for e in events {
+            notifier.send(e);
+        }
+    }
+
+    /// [`Watcher::check`] without delivery: updates the state and returns the events.
+    pub async fn evaluate(
+        &self,
+        store: &dyn TokenStore,
+        name: &ProfileName,
+        record: &Record,
+        refresh_error: Option<&nsauth_core::Error>,
+        now: OffsetDateTime,
+    ) -> Vec<Event> {
+        if record.moved.is_some() {
+            // Its tokens live in another store now; this copy is not used any more.
+            return Vec::new();
+        }
+        let found = self.step(name, record, refresh_error, now);
+        let mut events = Vec::new();
+        let recovered: Vec<Event> = found
+            .changes
+            .iter()
+            .filter_map(|(k, c)| match c {
+                Change::Recovered { end } => Some(self.recovered(*k, name, record, *end, now)),
+                Change::Crossed { .. } => None,
+            })
+            .collect();
+        let approved = found.approval == Some(Approval::Recovered);
+        if approved || !recovered.is_empty() {
+            events.push(merge_recovered(recovered, approved, name, record, now));
+        }
+        for (k, c) in &found.changes {
+            if let Change::Crossed { level, end } = c {
+                events.push(self.crossed(*k, *level, *end, name, record, now));
+            }
+        }
+        if found.approval == Some(Approval::Needed) {
+            events.push(reapproval(store, name, record, refresh_error, now).await);
+        }
+        events
+    }
+
+    /// Forgets a profile (removed from the agent).
+    pub fn forget(&self, name: &ProfileName) {
+        self.lock().remove(name);
+    }
+
+    /// Delivery counts (all zero before the first event).
+    pub fn stats(&self) -> Stats {
+        self.notifier.get().map(Notifier::stats).unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ProfileName, ProfileState>> {
+        self.profiles.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn step(
+        &self,
+        name: &ProfileName,
+        record: &Record,
+        refresh_error: Option<&nsauth_core::Error>,
+        now: OffsetDateTime,
+    ) -> Found {
+        let d = deadlines(record);
+        let refresh_end = deadline::effective_refresh_end(record, &d, now);
+        let t = |v: &[(time::Duration, Duration)]| v.iter().map(|(t, _)| *t).collect::<Vec<_>>();
+        let login_needed = matches!(refresh_error, Some(nsauth_core::Error::LoginNeeded(_)));
+        let tokens = record.tokens.as_ref();
+        let usable = tokens.is_some_and(|t| match record.profile.grant {
+            GrantKind::AuthorizationCode => t.refresh_usable(now),
+            GrantKind::ClientCredentials => t.access_expires_at > now,
+        });
+        let fingerprint = tokens.map(|t| t.access_token.fingerprint());
+        let mut profiles = self.lock();
+        let st = profiles.entry(name.clone()).or_default();
+        let mut changes: Vec<(Kind, Change)> = Vec::new();
+        for c in st.refresh.step(refresh_end, now, &t(&self.refresh)) {
+            changes.push((Kind::Refresh, c));
+        }
+        for c in st
+            .certificate
+            .step(d.certificate_not_after, now, &t(&self.certificate))
+        {
+            changes.push((Kind::Certificate, c));
+        }
+        let approval =
+            st.reapproval
+                .step(login_needed, refresh_error.is_some(), fingerprint, usable);
+        Found { changes, approval }
+    }
+
+    fn recovered(
+        &self,
+        kind: Kind,
+        name: &ProfileName,
+        record: &Record,
+        end: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Event {
+        let what = match kind {
+            Kind::Refresh => format!("the refresh token now lasts until {}", when(end)),
+            Kind::Certificate => format!("the certificate is now valid until {}", when(end)),
+        };
+        base(EventKind::Recovered, name, record, now, what).deadline(end)
+    }
+
+    fn crossed(
+        &self,
+        kind: Kind,
+        level: usize,
+        end: OffsetDateTime,
+        name: &ProfileName,
+        record: &Record,
+        now: OffsetDateTime,
+    ) -> Event {
+        let (list, days) = match kind {
+            Kind::Refresh => (&self.refresh, false),
+            Kind::Certificate => (&self.certificate, true),
+        };
+        let threshold = list.get(level - 1).map(|(_, d)| format_threshold(*d, days));
+        let what = match kind {
+            Kind::Refresh if record.profile.is_public() => "the refresh-token rotation chain",
+            Kind::Refresh => "the refresh token",
+            Kind::Certificate => "the M2M certificate",
+        };
+        let (event, msg) = match (kind, &threshold) {
+            (Kind::Refresh, Some(t)) => (
+                EventKind::RefreshTokenExpiring,
+                format!("{what} of profile {name} (account {}) ends {} ({}, under {t}); then a NetSuite user must log in again: nsauth login --profile {name} (or send them: nsauth login start --handoff --profile {name})", record.profile.account_id, when(end), relative(end, now)),
+            ),
+            (Kind::Refresh, None) => (
+                EventKind::RefreshTokenExpired,
+                format!("{what} of profile {name} (account {}) ended {} ({}); a NetSuite user must log in again: nsauth login --profile {name} (or send them: nsauth login start --handoff --profile {name})", record.profile.account_id, when(end), relative(end, now)),
+            ),
+            (Kind::Certificate, Some(t)) => (
+                EventKind::CertificateExpiring,
+                format!("{what} of profile {name} (account {}) ends {} ({}, under {t}); rotate it before then: nsauth m2m rotate --profile {name}", record.profile.account_id, when(end), relative(end, now)),
+            ),
+            (Kind::Certificate, None) => (
+                EventKind::CertificateExpired,
+                format!("{what} of profile {name} (account {}) ended {} ({}); NetSuite refuses it: rotate it: nsauth m2m rotate --profile {name}", record.profile.account_id, when(end), relative(end, now)),
+            ),
+        };
+        let mut e = base(event, name, record, now, msg).deadline(end);
+        e.threshold = threshold;
+        e.finish()
+    }
+}
+
+fn base(
+    kind: EventKind,
+    name: &ProfileName,
+    record: &Record,
+    now: OffsetDateTime,
+    msg: String,
+) -> Event {
+    Event::new(
+        kind,
+        name.as_str(),
+        record.profile.account_id.as_str(),
+        now,
+        msg,
+    )
+}
+
+fn merge_recovered(
+    parts: Vec<Event>,
+    approved: bool,
+    name: &ProfileName,
+    record: &Record,
+    now: OffsetDateTime,
+) -> Event {
+    let mut what: Vec<String> = Vec::new();
+    if approved {
+        what.push("tokens work again".into());
+    }
+    what.extend(parts.iter().map(|e| e.message.clone()));
+    let deadline = parts.iter().find_map(|e| e.deadline);
+    let msg = format!(
+        "profile {name} (account {}) recovered: {}",
+        record.profile.account_id,
+        what.join("; ")
+    );
+    let e = base(EventKind::Recovered, name, record, now, msg);
+    match deadline {
+        Some(d) => e.deadline(d).finish(),
+        None => e.finish(),
+    }
+}
+
+/// The `reapproval_needed` event; for authorization-code profiles with a stored handoff login.
+async fn reapproval(
+    store: &dyn TokenStore,
+    name: &ProfileName,
+    record: &Record,
+    refresh_error: Option<&nsauth_core::Error>,
+    now: OffsetDateTime,
+) -> Event {
+    let why = refresh_error
+        .map(|e| one_line(&e.to_string()))
+        .unwrap_or_default();
+    let acct = &record.profile.account_id;
+    if record.profile.grant == GrantKind::ClientCredentials {
+        let msg = format!("NetSuite refused the M2M token request of profile {name} (account {acct}): {why}; the certificate may have expired, been revoked or lost its mapping: rotate it (nsauth m2m rotate --profile {name}) and check the mapping under Setup > Integration > OAuth 2.0 Client Credentials (M2M) Setup");
+        let e = base(EventKind::ReapprovalNeeded, name, record, now, msg);
+        return match deadlines(record).certificate_not_after {
+            Some(d) => e.deadline(d).finish(),
+            None => e.finish(),
+        };
+    }
+    let started = tokio::time::timeout(
+        HANDOFF_STORE_LIMIT,
+        nsauth_core::login::start(store, name, None, HANDOFF_TTL),
+    )
+    .await;
+    let mut e = match started {
+        Ok(Ok((url, expires))) => {
+            let msg = format!("profile {name} (account {acct}) needs a NetSuite user to approve access again ({why}); send them the handoff link (valid until {}, usable once); when their browser lands on the redirect URI, run: nsauth login finish --profile {name} and paste that URL", when(expires));
+            let mut e = base(EventKind::ReapprovalNeeded, name, record, now, msg);
+            e.handoff_url = Some(url.to_string());
+            e.handoff_expires_at = Some(expires);
+            e
+        }
+        failed => {
+            let reason = match failed {
+                Ok(Err(err)) => one_line(&err.to_string()),
+                _ => "the store did not answer in time".into(),
+            };
+            tracing::warn!("no handoff link for profile {name}: {reason}");
+            let msg = format!("profile {name} (account {acct}) needs a NetSuite user to approve access again ({why}); no link could be prepared ({reason}): run nsauth login start --handoff --profile {name} and send the message to a NetSuite user");
+            base(EventKind::ReapprovalNeeded, name, record, now, msg)
+        }
+    };
+    if let Some(end) = deadline::effective_refresh_end(record, &deadlines(record), now) {
+        e = e.deadline(end);
+    }
+    e.finish()
+}
