@@ -171,6 +171,76 @@ async fn a_jump_over_several_bands_fires_once_and_a_restart_announces_the_band_o
         .is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_raise_one_reapproval_per_profile_and_profiles_stay_apart() {
+    let record = confidential(hours(100.0), "a");
+    let store = Arc::new(stored(&record).await);
+    let other = ProfileName::parse("sb1").unwrap();
+    store
+        .put(&other, &record, Precondition::Create)
+        .await
+        .unwrap();
+    let w = Arc::new(Watcher::new(WatchConfig::default()));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (w, store, record) = (w.clone(), store.clone(), record.clone());
+        let who = if i % 2 == 0 { name() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            w.evaluate(
+                store.as_ref(),
+                &who,
+                &record,
+                Some(&login_needed()),
+                hours(1.0),
+            )
+            .await
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let mut got: Vec<(String, String)> = all
+        .iter()
+        .map(|e| (e.profile.clone(), e.event.as_str().to_owned()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("prod".to_owned(), "reapproval_needed".to_owned()),
+            ("sb1".to_owned(), "reapproval_needed".to_owned())
+        ]
+    );
+    // Each link belongs to its own profile's stored login.
+    for e in &all {
+        let who = ProfileName::parse(&e.profile).unwrap();
+        let rec = store.load(&who).await.unwrap().unwrap().record;
+        let state = rec.pending.last().unwrap().state.clone();
+        assert!(e.handoff_url.as_ref().unwrap().contains(&state));
+    }
+}
+
+#[tokio::test]
+async fn a_reapproval_without_a_storable_login_says_what_to_run() {
+    // The profile is not in this store: no pending login can be kept, no link is made up.
+    let record = confidential(hours(100.0), "a");
+    let empty = MemoryStore::new();
+    let w = Watcher::new(WatchConfig::default());
+    let got = w
+        .evaluate(&empty, &name(), &record, Some(&login_needed()), hours(1.0))
+        .await;
+    assert_eq!(kinds(&got), vec![ev("reapproval_needed", None)]);
+    assert!(got[0].handoff_url.is_none());
+    assert!(
+        got[0]
+            .message
+            .contains("nsauth login start --handoff --profile prod"),
+        "{}",
+        got[0].message
+    );
+}
+
 fn m2m_record(certificate_pem: String) -> Record {
     let key = nsauth_core::m2m::generate_key(nsauth_core::m2m::KeyAlgorithm::EcP256, 1, "k")
         .unwrap()
