@@ -417,7 +417,7 @@ async fn reapproval(
             let msg = format!("profile {name} (account {acct}) needs a NetSuite user to approve access again ({why}); send them the handoff link (valid until {}, usable once); when their browser lands on the redirect URI, run: nsauth login finish --profile {name} and paste that URL", when(expires));
             let mut e = base(EventKind::ReapprovalNeeded, name, record, now, msg);
             e.handoff_url = Some(url.to_string());
-            e.handoff_expires_at = Some(expires);
+            e.handoff_expires_at = Some(event::whole_seconds(expires));
             e
         }
         failed => {

@@ -85,6 +85,7 @@ impl Event {
         at: OffsetDateTime,
         message: String,
     ) -> Self {
+        let at = whole_seconds(at);
         Event {
             schema: EVENT_SCHEMA,
             event,
@@ -102,6 +103,7 @@ impl Event {
     }
 
     pub(crate) fn deadline(mut self, end: OffsetDateTime) -> Self {
+        let end = whole_seconds(end);
         self.deadline = Some(end);
         self.seconds_left = Some((end - self.at).whole_seconds());
         self
@@ -126,6 +128,11 @@ impl Event {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("events serialise")
     }
+}
+
+/// Times in events are whole seconds.
+pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
 }
 
 /// Slack's escaping: `&`, `<` and `>` only.
@@ -159,6 +166,8 @@ pub(crate) fn relative(end: OffsetDateTime, now: OffsetDateTime) -> String {
     let d = end - now;
     if d.is_negative() {
         format!("{} ago", span(-d))
+    } else if d.is_zero() {
+        "just now".into()
     } else {
         format!("in {}", span(d))
     }
@@ -226,6 +235,7 @@ mod tests {
         assert_eq!(relative(now + Duration::hours(50), now), "in 2d 2h");
         assert_eq!(relative(now - Duration::minutes(5), now), "5m ago");
         assert_eq!(relative(now + Duration::seconds(9), now), "in 9s");
+        assert_eq!(relative(now, now), "just now");
         let secs = std::time::Duration::from_secs;
         assert_eq!(format_threshold(secs(72 * 3600), false), "72h");
         assert_eq!(format_threshold(secs(72 * 3600), true), "3d");
