@@ -317,7 +317,7 @@ async fn post_webhook(
 }
 
 /// `https://hooks.example.com/…`: scheme, host and port only.
-fn redact(url: &Url) -> String {
+pub fn redact(url: &Url) -> String {
     let host = url.host_str().unwrap_or("");
     match url.port() {
         Some(p) => format!("{}://{host}:{p}/…", url.scheme()),

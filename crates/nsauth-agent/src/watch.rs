@@ -49,8 +49,9 @@ pub const HANDOFF_TTL: time::Duration = time::Duration::hours(72);
 /// the event goes out without a link.
 pub const HANDOFF_STORE_LIMIT: Duration = Duration::from_secs(10);
 
-/// What to watch for and where to send it.
-#[derive(Clone, Debug)]
+/// What to watch for and where to send it. Its `Debug` hides the webhook URL's path and
+/// query (a Slack webhook's path is its key).
+#[derive(Clone)]
 pub struct WatchConfig {
     /// Refresh-token thresholds (default 72 h, 24 h, 4 h).
     pub refresh_thresholds: Vec<Duration>,
@@ -60,6 +61,20 @@ pub struct WatchConfig {
     pub notify_command: Option<String>,
     /// `--notify-webhook`: JSON POST with a Slack-compatible `text` field.
     pub notify_webhook: Option<Url>,
+}
+
+impl std::fmt::Debug for WatchConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchConfig")
+            .field("refresh_thresholds", &self.refresh_thresholds)
+            .field("certificate_thresholds", &self.certificate_thresholds)
+            .field("notify_command", &self.notify_command)
+            .field(
+                "notify_webhook",
+                &self.notify_webhook.as_ref().map(crate::notify::redact),
+            )
+            .finish()
+    }
 }
 
 impl Default for WatchConfig {
@@ -120,7 +135,6 @@ pub fn parse_thresholds(s: &str) -> Result<Vec<Duration>, String> {
 }
 
 /// Watches the deadlines of every profile it is shown. `Send + Sync`; share it in an `Arc`.
-#[derive(Debug)]
 pub struct Watcher {
     refresh: Vec<(time::Duration, Duration)>,
     certificate: Vec<(time::Duration, Duration)>,
@@ -129,6 +143,18 @@ pub struct Watcher {
     limits: Limits,
     profiles: Mutex<HashMap<ProfileName, ProfileState>>,
     notifier: OnceLock<Notifier>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("refresh", &self.refresh)
+            .field("certificate", &self.certificate)
+            .field("command", &self.command)
+            .field("webhook", &self.webhook.as_ref().map(crate::notify::redact))
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one check found, before links and messages.
@@ -434,4 +460,27 @@ async fn reapproval(
         e = e.deadline(end);
     }
     e.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watcher_is_shareable_and_its_debug_hides_the_webhook_key() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Watcher>();
+        let config = WatchConfig {
+            notify_webhook: Some(
+                Url::parse("https://hooks.slack.com/services/T0/B0/webhook-key?x=1").unwrap(),
+            ),
+            ..WatchConfig::default()
+        };
+        let shown = format!("{config:?} {:?}", Watcher::new(config.clone()));
+        assert!(
+            !shown.contains("webhook-key") && !shown.contains("x=1"),
+            "{shown}"
+        );
+        assert!(shown.contains("hooks.slack.com"), "{shown}");
+    }
 }
