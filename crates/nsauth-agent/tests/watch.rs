@@ -755,3 +755,43 @@ async fn hostile_sinks_neither_block_checks_nor_stop_later_deliveries() {
     .await;
     assert_eq!(w.stats().delivered, 0);
 }
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_instead_of_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen.jsonl");
+    let record = confidential(hours(100.0), "a");
+    let store = MemoryStore::new();
+    let w = Watcher::new(WatchConfig {
+        notify_command: Some(format!(
+            "{{ cat; echo; }} >> {}; sleep 600",
+            shell_quote(&seen)
+        )),
+        ..WatchConfig::default()
+    })
+    .with_limits(Limits {
+        queue: 2,
+        ..short_limits()
+    });
+    let started = Instant::now();
+    for i in 0..10 {
+        let who = ProfileName::parse(&format!("p{i}")).unwrap();
+        w.check(&store, &who, &record, None, hours(30.0)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "checks waited for the queue"
+    );
+    let dropped = w.stats().dropped;
+    assert!((7..=8).contains(&dropped), "dropped {dropped}");
+    // What was queued is still delivered (each run killed after its timeout).
+    let kept = 10 - dropped as usize;
+    until(Duration::from_secs(30), "the queued events", || {
+        (lines(&seen).len() == kept).then_some(())
+    })
+    .await;
+    until(Duration::from_secs(10), "their failures", || {
+        (w.stats().failed == kept as u64).then_some(())
+    })
+    .await;
+}
