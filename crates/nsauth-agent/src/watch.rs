@@ -4,7 +4,7 @@
 //! The agent calls [`Watcher::check`] for a profile after every refresh attempt (with the
 //! error, if it failed) and on its watch tick (with `None`). The watcher compares the
 //! record's [`deadlines`] with `now`, decides what changed (rules in [`state`]), builds the
-//! [`Event`]s and hands them to the [`Notifier`](crate::notify::Notifier), which delivers
+//! [`Event`]s and hands them to the [`Notifier`], which delivers
 //! them off the refresh path.
 //!
 //! Events (`event` field of the JSON, schema 1; full description in docs/notifications.md):
