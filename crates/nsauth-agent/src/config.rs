@@ -1,5 +1,5 @@
 //! What `nsauth serve` was asked to do: where to listen, which profiles, and the deadline
-//! watch settings (passed on to [`crate::watch`]). Parsing only; nothing here opens a socket.
+//! watch's settings ([`crate::watch::WatchConfig`]). Parsing only; nothing here opens a socket.
 
 use nsauth_core::{Error, ProfileName};
 use std::net::SocketAddr;
@@ -77,19 +77,6 @@ pub enum Profiles {
     All,
 }
 
-/// Settings of the deadline watch and its notifications (see [`crate::watch`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WatchSettings {
-    /// Warn when the refresh-token chain ends within these (default 72 h, 24 h, 4 h).
-    pub refresh_thresholds: Vec<Duration>,
-    /// Warn when a certificate expires within these (default 30, 14, 3 days).
-    pub certificate_thresholds: Vec<Duration>,
-    /// `--notify-command`: run with the event JSON on stdin.
-    pub notify_command: Option<String>,
-    /// `--notify-webhook`: POST the event JSON here.
-    pub notify_webhook: Option<url::Url>,
-}
-
 /// Everything `nsauth serve` needs.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -102,50 +89,8 @@ pub struct ServeConfig {
     pub key_file: Option<PathBuf>,
     /// How long in-flight requests may take to finish on SIGTERM.
     pub shutdown_grace: Duration,
-    /// The deadline watch.
-    pub watch: WatchSettings,
-}
-
-/// The default refresh-token thresholds.
-pub fn default_refresh_thresholds() -> Vec<Duration> {
-    [72, 24, 4].map(|h| Duration::from_secs(h * 3600)).to_vec()
-}
-
-/// The default certificate thresholds.
-pub fn default_certificate_thresholds() -> Vec<Duration> {
-    [30, 14, 3]
-        .map(|d| Duration::from_secs(d * 86_400))
-        .to_vec()
-}
-
-/// `72h,24h,4h` or `30d,14d,3d` (units s, m, h, d), largest first, no duplicates.
-pub fn parse_thresholds(flag: &str, text: &str) -> Result<Vec<Duration>, Error> {
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim) {
-        out.push(parse_duration(part).ok_or_else(|| {
-            Error::Invalid(format!(
-                "{flag} {text:?}: {part:?} is not a duration like 72h, 90m or 14d"
-            ))
-        })?);
-    }
-    out.sort_unstable_by(|a, b| b.cmp(a));
-    out.dedup();
-    Ok(out)
-}
-
-/// `90s`, `15m`, `72h`, `14d` (a positive whole number and a unit).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = text.split_at(unit_at);
-    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(secs).map(Duration::from_secs)
+    /// The deadline watch: thresholds and where its events go.
+    pub watch: crate::watch::WatchConfig,
 }
 
 /// The directory of the agent's socket and key: `$XDG_RUNTIME_DIR/nsauth`, else
@@ -215,35 +160,6 @@ mod tests {
             let e = Listen::parse(bad).unwrap_err();
             assert!(matches!(e, Error::Invalid(_)), "{bad}: {e}");
             assert!(!e.to_string().contains('\n'), "{bad}: one line: {e}");
-        }
-    }
-
-    #[test]
-    fn thresholds_parse_with_units_largest_first() {
-        assert_eq!(
-            parse_thresholds("--warn-refresh", "4h,72h, 24h,4h").unwrap(),
-            vec![
-                Duration::from_secs(72 * 3600),
-                Duration::from_secs(24 * 3600),
-                Duration::from_secs(4 * 3600)
-            ]
-        );
-        assert_eq!(
-            parse_thresholds("--warn-certificate", "30d,14d,3d").unwrap(),
-            default_certificate_thresholds()
-        );
-        for bad in [
-            "",
-            "72",
-            "h",
-            "0h",
-            "-1h",
-            "3w",
-            "72h,,4h",
-            "99999999999999999d",
-        ] {
-            let e = parse_thresholds("--warn-refresh", bad).unwrap_err();
-            assert!(e.to_string().contains("--warn-refresh"), "{bad}: {e}");
         }
     }
 }

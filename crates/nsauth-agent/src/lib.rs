@@ -15,7 +15,8 @@
 //! prod --profile sb1` does), with a client configured from the environment:
 //!
 //! ```no_run
-//! use nsauth_agent::config::{Profiles, ServeConfig, WatchSettings};
+//! use nsauth_agent::config::{Profiles, ServeConfig};
+//! use nsauth_agent::watch::WatchConfig;
 //! use nsauth_core::ProfileName;
 //! # fn main() -> Result<(), nsauth_core::Error> {
 //! let cfg = ServeConfig {
@@ -23,7 +24,7 @@
 //!     profiles: Profiles::Named(vec![ProfileName::parse("prod")?, ProfileName::parse("sb1")?]),
 //!     key_file: None,
 //!     shutdown_grace: std::time::Duration::from_secs(10),
-//!     watch: WatchSettings::default(),
+//!     watch: WatchConfig::default(),
 //! };
 //! nsauth_agent::server::run_blocking(cfg, nsauth::Client::from_env, |started| {
 //!     println!("listening on {}", started.listening.join(", "));

@@ -157,12 +157,8 @@ pub async fn run(tokens: Arc<Tokens>, schedule: Arc<Schedule>, stop: Arc<Notify>
                     }
                 }
                 drop(f);
-                // ---- DEADLINE WATCH CALL SITE (issue #11, watch.rs/notify.rs) ----
-                // After every refresh attempt the watcher judges this profile's deadlines:
-                //   watcher.check(store, name, record, refresh_error, now).await
-                // with `record` from `res` (Ok(Fetched { record, .. })) or re-read from the
-                // store on an error, `refresh_error` = `res.as_ref().err()`, and the
-                // thresholds/notify settings of `crate::config::WatchSettings`.
+                // The deadline watch has seen this attempt: `Tokens` tells it every broker
+                // call's result.
                 drop(res);
                 drop(permit);
             });

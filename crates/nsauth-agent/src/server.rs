@@ -72,12 +72,16 @@ pub async fn serve(
         .transpose()?;
     let metrics = Arc::new(Metrics::default());
     let schedule = Arc::new(Schedule::default());
-    let tokens = Arc::new(Tokens::new(
-        client,
-        metrics,
-        schedule.clone(),
-        cfg.profiles == Profiles::All,
-    ));
+    let watcher = Arc::new(crate::watch::Watcher::new(cfg.watch.clone()));
+    let tokens = Arc::new(
+        Tokens::new(
+            client,
+            metrics,
+            schedule.clone(),
+            cfg.profiles == Profiles::All,
+        )
+        .with_watcher(watcher),
+    );
     tokens.set_profiles(&profile_list(&cfg.profiles, &tokens).await?);
     let app = Arc::new(App {
         tokens: tokens.clone(),

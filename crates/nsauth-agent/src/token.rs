@@ -5,6 +5,7 @@
 
 use crate::metrics::Metrics;
 use crate::refresher::Schedule;
+use crate::watch::Watcher;
 use bytes::Bytes;
 use nsauth_core::broker::Outcome;
 use nsauth_core::store::{load_existing, within, Record};
@@ -98,6 +99,8 @@ pub struct Tokens {
     slots: RwLock<HashMap<String, Arc<Slot>>>,
     /// `--all`: a profile asked for by name is served if the store has it.
     open: bool,
+    /// The deadline watch, told about every broker call's result.
+    watcher: Option<Arc<Watcher>>,
 }
 
 impl Tokens {
@@ -114,7 +117,15 @@ impl Tokens {
             schedule,
             slots: RwLock::new(HashMap::new()),
             open,
+            watcher: None,
         }
+    }
+
+    /// Tells `watcher` the result of every broker call (a refresh attempt), in order per
+    /// profile, with the record read after it.
+    pub fn with_watcher(mut self, watcher: Arc<Watcher>) -> Self {
+        self.watcher = Some(watcher);
+        self
     }
 
     /// The client (store and broker).
@@ -153,7 +164,13 @@ impl Tokens {
     /// forgotten.
     pub fn set_profiles(&self, names: &[ProfileName]) {
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        slots.retain(|k, _| names.iter().any(|n| n.as_str() == k));
+        slots.retain(|k, slot| {
+            let keep = names.iter().any(|n| n.as_str() == k);
+            if let (false, Some(w)) = (keep, &self.watcher) {
+                w.forget(slot.name());
+            }
+            keep
+        });
         for n in names {
             if !slots.contains_key(n.as_str()) {
                 slots.insert(n.as_str().to_owned(), Arc::new(Slot::new(n.clone())));
@@ -239,10 +256,14 @@ impl Tokens {
     /// Drops a profile asked for under `--all` that the store does not have, so that
     /// requests for made-up names leave nothing behind (no slot, no metrics, no health entry).
     fn forget(&self, profile: &str) {
-        self.slots
+        let gone = self
+            .slots
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(profile);
+        if let (Some(slot), Some(w)) = (gone, &self.watcher) {
+            w.forget(slot.name());
+        }
         self.metrics.retain(&|k| k != profile);
         self.schedule.retain(&|k| k != profile);
     }
@@ -278,6 +299,7 @@ impl Tokens {
                     *slot.held_error.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some((Instant::now() + LOGIN_NEEDED_HOLD, msg.clone()));
                 }
+                self.watch(name, None, Some(&e)).await;
                 return Err(e);
             }
         };
@@ -306,7 +328,44 @@ impl Tokens {
         );
         *slot.current.write().unwrap_or_else(|p| p.into_inner()) = Some(cached);
         tracing::debug!(profile = %name, ?outcome, fingerprint = %set.access_token.fingerprint(), "agent token updated");
+        self.watch(name, Some(&record), None).await;
         Ok(Fetched { record, outcome })
+    }
+
+    /// The deadline watch's check after a broker call (the record re-read after a failure;
+    /// a profile gone from the store is not checked).
+    async fn watch(&self, name: &ProfileName, record: Option<&Record>, error: Option<&Error>) {
+        let Some(watcher) = &self.watcher else {
+            return;
+        };
+        let store = self.client.store();
+        let loaded;
+        let record = match record {
+            Some(r) => r,
+            None => {
+                let deadline = Instant::now() + self.client.broker().config().store_timeout;
+                match within(deadline, store.load(name)).await {
+                    Ok(Some(v)) => {
+                        loaded = v.record;
+                        &loaded
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::debug!(profile = %name, error = %e, "deadline watch skipped: the record cannot be read");
+                        return;
+                    }
+                }
+            }
+        };
+        watcher
+            .check(
+                store.as_ref(),
+                name,
+                record,
+                error,
+                OffsetDateTime::now_utc(),
+            )
+            .await;
     }
 
     async fn call_broker(

@@ -3,7 +3,8 @@
 
 use super::Ctx;
 use crate::exit::Exit;
-use nsauth_agent::config::{self, Listen, Profiles, ServeConfig, WatchSettings};
+use nsauth_agent::config::{Listen, Profiles, ServeConfig};
+use nsauth_agent::watch::{self, WatchConfig};
 use nsauth_core::{Error, ProfileName};
 use std::io::Write;
 use std::time::Duration;
@@ -27,10 +28,10 @@ pub struct ServeArgs {
     /// POST each deadline event (JSON, with a Slack-compatible "text") to this URL.
     #[arg(long, value_name = "URL")]
     pub notify_webhook: Option<String>,
-    /// Warn when a refresh token's chain ends within these.
+    /// Warn when a refresh token's chain ends within these (units s, m, h, d; or none).
     #[arg(long, value_name = "LIST", default_value = "72h,24h,4h")]
     pub warn_refresh: String,
-    /// Warn when a certificate expires within these.
+    /// Warn when a certificate expires within these (units s, m, h, d; or none).
     #[arg(long, value_name = "LIST", default_value = "30d,14d,3d")]
     pub warn_certificate: String,
 }
@@ -63,26 +64,28 @@ pub fn config(ctx: &Ctx, args: &ServeArgs) -> Result<ServeConfig, Error> {
         .notify_webhook
         .as_deref()
         .map(|u| {
-            url::Url::parse(u)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "https" | "http"))
-                .ok_or_else(|| {
-                    Error::Invalid(format!("--notify-webhook {u:?} is not an http(s) URL"))
-                })
+            let url = url::Url::parse(u).map_err(|_| {
+                Error::Invalid(
+                    "--notify-webhook: not a URL; give an https:// URL (http only to loopback)"
+                        .into(),
+                )
+            })?;
+            nsauth_agent::notify::check_webhook_url(&url).map_err(Error::Invalid)?;
+            Ok::<_, Error>(url)
         })
         .transpose()?;
     let notify_command = args.notify_command.clone().filter(|c| !c.trim().is_empty());
+    let thresholds = |flag: &str, text: &str| {
+        watch::parse_thresholds(text).map_err(|e| Error::Invalid(format!("{flag}: {e}")))
+    };
     Ok(ServeConfig {
         listen,
         profiles,
         key_file: None,
         shutdown_grace: Duration::from_secs(10),
-        watch: WatchSettings {
-            refresh_thresholds: config::parse_thresholds("--warn-refresh", &args.warn_refresh)?,
-            certificate_thresholds: config::parse_thresholds(
-                "--warn-certificate",
-                &args.warn_certificate,
-            )?,
+        watch: WatchConfig {
+            refresh_thresholds: thresholds("--warn-refresh", &args.warn_refresh)?,
+            certificate_thresholds: thresholds("--warn-certificate", &args.warn_certificate)?,
             notify_command,
             notify_webhook,
         },
