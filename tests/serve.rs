@@ -625,3 +625,83 @@ async fn token_via_asks_the_agent_and_falls_back_only_when_none_answers() {
         );
     }
 }
+
+/// The deadline watch through `nsauth serve`: NetSuite refusing the refresh token gives the
+/// notify command exactly one `reapproval_needed` event whose handoff link works; the login
+/// through it gives exactly one `recovered`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_token_notifies_once_and_recovery_once() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    emu.set_access_ttl(120);
+    login(&sb, "prod").await;
+    emu.set_access_ttl(3600);
+    let events = sb.dir.path().join("events.jsonl");
+    let command = format!("cat >> '{0}'; echo >> '{0}'", events.display());
+    let agent = start(&sb, &["--profile", "prod", "--notify-command", &command]);
+    let socket = agent.socket();
+    let read_events = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(json)
+            .collect()
+    };
+    let of_kind = |kind: &str| {
+        read_events()
+            .into_iter()
+            .filter(|e| e["event"] == kind)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get_unix(&socket, "/v1/token?profile=prod").0, 200);
+
+    // NetSuite ends the refresh token; callers that need a new access token get 409 (exit 3).
+    emu.revoke_all();
+    for _ in 0..3 {
+        let (status, body) = get_unix(&socket, "/v1/token?profile=prod&min_ttl=300");
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(json(&body)["exit_code"], 3);
+    }
+    let raised = poll(Duration::from_secs(30), || {
+        let e = of_kind("reapproval_needed");
+        (!e.is_empty()).then_some(e)
+    })
+    .expect("no reapproval_needed event");
+    // More refused attempts, past the agent's 2 s hold: still one event.
+    let later = Instant::now() + Duration::from_secs(3);
+    poll(Duration::from_secs(10), || {
+        (Instant::now() > later).then_some(())
+    });
+    assert_eq!(
+        get_unix(&socket, "/v1/token?profile=prod&min_ttl=300").0,
+        409
+    );
+    assert_eq!(of_kind("reapproval_needed").len(), 1, "{:?}", read_events());
+    let link = raised[0]["handoff_url"]
+        .as_str()
+        .expect("a handoff link")
+        .to_owned();
+
+    // The NetSuite user opens the link; the person finishes the login with where it landed.
+    let landed = nsauth_emulator::browser_login(&link, USER, PASSWORD, true)
+        .await
+        .expect("the handoff link works");
+    sb.ok(&["--profile", "prod", "login", "finish", &landed]);
+    let (status, body) = get_unix(&socket, "/v1/token?profile=prod&min_ttl=300");
+    assert_eq!(status, 200, "{body}");
+    assert!(token_works(&emu, json(&body)["access_token"].as_str().unwrap()).await);
+    let recovered = poll(Duration::from_secs(30), || {
+        let e = of_kind("recovered");
+        (!e.is_empty()).then_some(e)
+    });
+    assert!(
+        recovered.is_some(),
+        "no recovered event: {:?}",
+        read_events()
+    );
+    assert_eq!(get_unix(&socket, "/v1/token?profile=prod").0, 200);
+    assert_eq!(of_kind("recovered").len(), 1, "{:?}", read_events());
+    assert_eq!(of_kind("reapproval_needed").len(), 1, "{:?}", read_events());
+}

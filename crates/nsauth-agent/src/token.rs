@@ -16,8 +16,18 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// How long a "login needed" answer is repeated without asking the broker again.
+/// How long a "login needed" answer is repeated without asking the broker again — unless
+/// the record's tokens change meanwhile (someone logged in).
 const LOGIN_NEEDED_HOLD: Duration = Duration::from_secs(2);
+
+/// A recent "login needed" for one profile.
+#[derive(Clone, Debug)]
+struct Held {
+    until: Instant,
+    message: String,
+    /// When the record's tokens then in the store were obtained (`None`: no tokens).
+    tokens_at: Option<OffsetDateTime>,
+}
 
 /// The current token of one profile.
 #[derive(Clone)]
@@ -46,8 +56,8 @@ pub struct Slot {
     current: RwLock<Option<Cached>>,
     /// Held while this agent calls the broker for the profile.
     flight: tokio::sync::Mutex<()>,
-    /// A recent "login needed": (until, message).
-    held_error: Mutex<Option<(Instant, String)>>,
+    /// A recent "login needed".
+    held_error: Mutex<Option<Held>>,
 }
 
 impl Slot {
@@ -212,14 +222,19 @@ impl Tokens {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(body);
         }
-        if let Some((until, msg)) = slot
+        let held = slot
             .held_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            if Instant::now() < until {
-                return Err(Error::LoginNeeded(msg));
+            .clone();
+        if let Some(held) = held.filter(|h| Instant::now() < h.until) {
+            // Held, unless the tokens changed since (a login): one store read, no NetSuite.
+            let now_at = self
+                .load(slot.name())
+                .await
+                .and_then(|r| r.tokens.map(|t| t.obtained_at));
+            if now_at == held.tokens_at {
+                return Err(Error::LoginNeeded(held.message));
             }
         }
         self.metrics
@@ -295,11 +310,19 @@ impl Tokens {
             Ok(v) => v,
             Err(e) => {
                 self.metrics.failure(name.as_str(), &e);
-                if let Error::LoginNeeded(msg) = &e {
-                    *slot.held_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((Instant::now() + LOGIN_NEEDED_HOLD, msg.clone()));
+                let record = self.load(name).await;
+                if let Error::LoginNeeded(message) = &e {
+                    *slot.held_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(Held {
+                        until: Instant::now() + LOGIN_NEEDED_HOLD,
+                        message: message.clone(),
+                        tokens_at: record
+                            .as_ref()
+                            .and_then(|r| r.tokens.as_ref().map(|t| t.obtained_at)),
+                    });
                 }
-                self.watch(name, None, Some(&e)).await;
+                if let Some(record) = &record {
+                    self.watch(name, record, Some(&e)).await;
+                }
                 return Err(e);
             }
         };
@@ -328,44 +351,34 @@ impl Tokens {
         );
         *slot.current.write().unwrap_or_else(|p| p.into_inner()) = Some(cached);
         tracing::debug!(profile = %name, ?outcome, fingerprint = %set.access_token.fingerprint(), "agent token updated");
-        self.watch(name, Some(&record), None).await;
+        self.watch(name, &record, None).await;
         Ok(Fetched { record, outcome })
     }
 
-    /// The deadline watch's check after a broker call (the record re-read after a failure;
-    /// a profile gone from the store is not checked).
-    async fn watch(&self, name: &ProfileName, record: Option<&Record>, error: Option<&Error>) {
-        let Some(watcher) = &self.watcher else {
-            return;
-        };
-        let store = self.client.store();
-        let loaded;
-        let record = match record {
-            Some(r) => r,
-            None => {
-                let deadline = Instant::now() + self.client.broker().config().store_timeout;
-                match within(deadline, store.load(name)).await {
-                    Ok(Some(v)) => {
-                        loaded = v.record;
-                        &loaded
-                    }
-                    Ok(None) => return,
-                    Err(e) => {
-                        tracing::debug!(profile = %name, error = %e, "deadline watch skipped: the record cannot be read");
-                        return;
-                    }
-                }
+    /// The deadline watch's check after a broker call.
+    async fn watch(&self, name: &ProfileName, record: &Record, error: Option<&Error>) {
+        if let Some(watcher) = &self.watcher {
+            let store = self.client.store();
+            let now = OffsetDateTime::now_utc();
+            watcher
+                .check(store.as_ref(), name, record, error, now)
+                .await;
+        }
+    }
+
+    /// The record of `name`, if the store has it and answers in time.
+    async fn load(&self, name: &ProfileName) -> Option<Record> {
+        let started = Instant::now();
+        let deadline = started + self.client.broker().config().store_timeout;
+        let res = within(deadline, self.client.store().load(name)).await;
+        self.metrics.store_latency(started.elapsed());
+        match res {
+            Ok(v) => v.map(|v| v.record),
+            Err(e) => {
+                tracing::debug!(profile = %name, error = %e, "the record cannot be read");
+                None
             }
-        };
-        watcher
-            .check(
-                store.as_ref(),
-                name,
-                record,
-                error,
-                OffsetDateTime::now_utc(),
-            )
-            .await;
+        }
     }
 
     async fn call_broker(
