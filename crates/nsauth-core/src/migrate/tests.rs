@@ -9,15 +9,16 @@ use crate::secret::{AccessToken, RefreshToken};
 use crate::store::{Capabilities, Lease, Version};
 use crate::token::TokenSet;
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use nsauth_store::MemoryStore;
 use std::sync::{Arc, Mutex};
 
 type Hook = Box<dyn FnOnce() + Send>;
 
-/// A CAS store; `after_create` / `after_load` run once, right after that operation.
+/// [`MemoryStore`] with faults: `after_create` / `after_load` run once, right after that
+/// operation.
 #[derive(Default)]
 struct Memory {
-    records: Mutex<BTreeMap<String, (Record, u64)>>,
+    store: MemoryStore,
     after_create: Mutex<Option<Hook>>,
     after_load: Mutex<Option<Hook>>,
     /// The next compare-and-swap lands, but its caller is told the store is unavailable.
@@ -30,18 +31,30 @@ impl std::fmt::Debug for Memory {
     }
 }
 
+/// Runs a [`MemoryStore`] call to completion right here: it never waits, and the hooks
+/// that call it are synchronous.
+fn now<T>(call: impl std::future::Future<Output = T>) -> T {
+    let mut call = std::pin::pin!(call);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match call.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("MemoryStore never waits"),
+    }
+}
+
 impl Memory {
     fn get(&self, name: &str) -> Option<Record> {
-        self.records
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|(r, _)| r.clone())
+        let name = ProfileName::parse(name).unwrap();
+        now(self.store.load(&name)).unwrap().map(|v| v.record)
     }
+    /// Writes `record` whatever is there, as another process would.
     fn set(&self, name: &str, record: Record) {
-        let mut map = self.records.lock().unwrap();
-        let next = map.get(name).map_or(1, |(_, v)| v + 1);
-        map.insert(name.into(), (record, next));
+        let name = ProfileName::parse(name).unwrap();
+        let condition = match now(self.store.load(&name)).unwrap() {
+            Some(current) => Precondition::Match(current.version),
+            None => Precondition::Create,
+        };
+        now(self.store.put(&name, &record, condition)).unwrap();
     }
     fn fire(hook: &Mutex<Option<Hook>>) {
         let hook = hook.lock().unwrap().take();
@@ -60,17 +73,9 @@ impl TokenStore for Memory {
         Capabilities::LOCAL
     }
     async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
-        let got = self
-            .records
-            .lock()
-            .unwrap()
-            .get(name.as_str())
-            .map(|(r, v)| Versioned {
-                record: r.clone(),
-                version: Version(v.to_string()),
-            });
+        let got = self.store.load(name).await;
         Memory::fire(&self.after_load);
-        Ok(got)
+        got
     }
     async fn put(
         &self,
@@ -78,20 +83,7 @@ impl TokenStore for Memory {
         record: &Record,
         condition: Precondition,
     ) -> Result<Version, StoreError> {
-        let next = {
-            let mut map = self.records.lock().unwrap();
-            let current = map.get(name.as_str()).map(|(_, v)| *v);
-            let ok = match &condition {
-                Precondition::Create => current.is_none(),
-                Precondition::Match(v) => current.map(|c| c.to_string()) == Some(v.0.clone()),
-            };
-            if !ok {
-                return Err(StoreError::Conflict(name.to_string()));
-            }
-            let next = current.unwrap_or(0) + 1;
-            map.insert(name.to_string(), (record.clone(), next));
-            next
-        };
+        let written = self.store.put(name, record, condition.clone()).await?;
         if condition == Precondition::Create {
             Memory::fire(&self.after_create);
         } else if std::mem::take(&mut *self.lose_next_cas_answer.lock().unwrap()) {
@@ -100,25 +92,17 @@ impl TokenStore for Memory {
                 retryable: true,
             });
         }
-        Ok(Version(next.to_string()))
+        Ok(written)
     }
     async fn delete(
         &self,
         name: &ProfileName,
         version: Option<&Version>,
     ) -> Result<(), StoreError> {
-        let mut map = self.records.lock().unwrap();
-        let Some((_, v)) = map.get(name.as_str()) else {
-            return Err(StoreError::NotFound(name.to_string()));
-        };
-        if version.is_some_and(|want| want.0 != v.to_string()) {
-            return Err(StoreError::Conflict(name.to_string()));
-        }
-        map.remove(name.as_str());
-        Ok(())
+        self.store.delete(name, version).await
     }
     async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {
-        Ok(Vec::new())
+        self.store.list().await
     }
 }
 
