@@ -180,6 +180,17 @@ async fn more_than_two_years_is_refused_with_one_line_and_nothing_stored() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("two years") && err.contains("800"), "{err}");
     assert!(!out_file.exists());
+    // An --out that cannot be written is refused before anything is made or stored.
+    let missing = sb.dir.path().join("no-such-dir").join("next.pem");
+    let args = [
+        "--profile",
+        "m2m",
+        "m2m",
+        "rotate",
+        "--out",
+        missing.to_str().unwrap(),
+    ];
+    assert_exit(&sb.run(&args), 2, &args);
     assert_eq!(roles(&status(&sb)), pairs(&[("active", "OLD")]));
     assert!(emu.remove_certificate(CLIENT, "OLD"));
 }

@@ -99,9 +99,13 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<u8, Error> {
         .map(str::parse::<KeyAlgorithm>)
         .transpose()?;
     if let Some(out) = &args.out {
-        if out.exists() {
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if out.exists() || !parent.is_dir() {
             return Err(Error::Invalid(format!(
-                "{} already exists; choose another --out file (nothing was changed)",
+                "--out {} must be a new file in an existing directory (nothing was changed)",
                 out.display()
             )));
         }

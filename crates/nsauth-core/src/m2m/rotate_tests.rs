@@ -289,3 +289,26 @@ async fn a_rotation_stopped_or_failing_at_the_write_leaves_the_record_as_it_was(
         assert_eq!(load(s.as_ref()).await, before);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rotations_at_once_store_exactly_one_next_certificate() {
+    let s = Arc::new(store_with(m2m_profile()).await);
+    let go = || {
+        let s = s.clone();
+        tokio::spawn(async move { rotate::rotate(s.as_ref(), &name(), request(false)).await })
+    };
+    let (a, b) = (go(), go());
+    let results = [a.await.unwrap(), b.await.unwrap()];
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert_eq!(lost.exit_code(), 2, "{lost}");
+    assert_eq!(
+        load(s.as_ref())
+            .await
+            .next_certificate
+            .unwrap()
+            .certificate_pem,
+        won[0].certificate_pem
+    );
+}
