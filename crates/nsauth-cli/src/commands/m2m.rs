@@ -2,6 +2,7 @@
 
 use super::Ctx;
 use crate::cli::{M2mCmd, M2mRotateArgs};
+use crate::exit::Exit;
 use nsauth_core::m2m::rotate::{self, RotateRequest};
 use nsauth_core::m2m::{self, KeyAlgorithm};
 use nsauth_core::seal::{create_private_dir, write_new_private};
@@ -9,7 +10,7 @@ use nsauth_core::store;
 use nsauth_core::Error;
 use std::path::PathBuf;
 
-pub async fn run(ctx: &Ctx, cmd: M2mCmd) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, cmd: M2mCmd) -> Result<Exit, Error> {
     match cmd {
         M2mCmd::Keygen {
             out,
@@ -27,7 +28,7 @@ async fn keygen(
     algorithm: String,
     days: u32,
     subject: String,
-) -> Result<u8, Error> {
+) -> Result<Exit, Error> {
     let alg: KeyAlgorithm = algorithm.parse()?;
     if days == 0 || days > 730 {
         return Err(Error::Invalid("--days must be between 1 and 730 (NetSuite accepts certificates valid for at most 2 years)".into()));
@@ -58,7 +59,7 @@ async fn keygen(
             serde_json::json!({"private_key": key_path, "certificate": cert_path, "algorithm": alg.as_str(), "jws_alg": alg.jws_alg(),
                 "not_after": crate::output::rfc3339(Some(info.not_after))})
         );
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     println!(
         "private key: {} (mode 0600; keep it secret, it never leaves this machine)",
@@ -84,11 +85,11 @@ async fn keygen(
         "       --scope rest_webservices --certificate-id CERT_ID --private-key-file {}",
         key_path.display()
     );
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// `nsauth m2m rotate`: make (or show, cancel, finish) the next certificate of a profile.
-async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<u8, Error> {
+async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<Exit, Error> {
     let name = ctx.name()?;
     if !(args.show || args.finish || args.cancel) {
         rotate::check_days(args.days)?;
@@ -138,7 +139,7 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<u8, Error> {
                 serde_json::json!({"profile": name.as_str(), "changed": dropped.is_some()})
             );
         }
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     let (pem, info, replaced) = if args.show {
         let rec = store::load_existing(store.as_ref(), &name).await?.record;
@@ -178,7 +179,7 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<u8, Error> {
             serde_json::json!({"profile": name.as_str(), "certificate_pem": pem, "certificate_file": args.out,
                 "key": info.key_description, "not_after": crate::output::rfc3339(Some(info.not_after)), "replaced": replaced})
         );
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     let until = nsauth_core::token::format_time(info.not_after);
     println!(
@@ -203,7 +204,7 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<u8, Error> {
     println!("     nsauth profile set {name} --certificate-id NEW_ID");
     println!("  4. Once tokens work, remove the old certificate in NetSuite and run:");
     println!("     nsauth m2m rotate --profile {name} --finish");
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// Writes a public file that must not exist yet.

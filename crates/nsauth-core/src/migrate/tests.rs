@@ -6,7 +6,7 @@ use super::*;
 use crate::account::AccountId;
 use crate::profile::{EndpointOverrides, GrantKind, Profile};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{Capabilities, Lease, Version};
+use crate::store::{Capabilities, FailureKind, Lease, Version};
 use crate::token::TokenSet;
 use async_trait::async_trait;
 use nsauth_store::MemoryStore;
@@ -169,10 +169,10 @@ async fn run(src: &Memory, dst: &dyn TokenStore, dry_run: bool) -> Result<Outcom
     migrate_profile(src, dst, &name(), dry_run, None).await
 }
 
-/// Runs a migration that must fail with exit code `code`; returns its error.
-async fn run_fails(src: &Memory, dst: &dyn TokenStore, code: i32) -> Error {
+/// Runs a migration that must fail with an error of `kind`; returns its error.
+async fn run_fails(src: &Memory, dst: &dyn TokenStore, kind: FailureKind) -> Error {
     let err = run(src, dst, false).await.unwrap_err();
-    assert_eq!(err.exit_code(), code, "{err}");
+    assert_eq!(err.kind(), kind, "{err}");
     err
 }
 
@@ -213,7 +213,7 @@ async fn copies_and_retires_a_public_source() {
 #[tokio::test]
 async fn destination_created_first_without_tokens_is_refused_and_the_source_kept() {
     let (src, dst) = stores_with(logged_in(true, 1), Some(Record::new(profile(true))));
-    let err = run_fails(&src, dst.as_ref(), 2).await;
+    let err = run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert!(err.to_string().contains("without tokens"), "{err}");
     assert_eq!(held(&src), "refresh-1", "source tokens kept");
     assert!(!moved(&src));
@@ -224,7 +224,7 @@ async fn destination_created_first_without_tokens_is_refused_and_the_source_kept
 async fn destination_with_older_tokens_is_refused_and_the_source_kept() {
     // A first run copied generation 1; its retire failed; the source refreshed since.
     let (src, dst) = stores_with(logged_in(true, 2), Some(logged_in(true, 1)));
-    run_fails(&src, dst.as_ref(), 2).await;
+    run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert_eq!(held(&src), "refresh-2");
     assert!(!moved(&src));
     assert_eq!(held(&dst), "refresh-1");
@@ -248,7 +248,7 @@ async fn a_refresh_between_copy_and_retire_is_never_wiped() {
     let (src, dst) = stores_with(logged_in(true, 1), None);
     // Another process refreshes the source: generation 1 is now consumed.
     refresh_source_on(&dst.after_create, &src);
-    let err = run_fails(&src, dst.as_ref(), 2).await;
+    let err = run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert!(err.to_string().contains("run migrate again"), "{err}");
     assert_eq!(held(&src), "refresh-2", "the refresh survived");
     assert!(!moved(&src));
@@ -262,7 +262,7 @@ async fn a_refresh_between_copy_and_retire_is_never_wiped() {
 async fn a_refresh_during_a_rerun_is_never_wiped() {
     let (src, dst) = stores_with(logged_in(true, 1), Some(logged_in(true, 1)));
     refresh_source_on(&dst.after_load, &src);
-    run_fails(&src, dst.as_ref(), 2).await;
+    run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert_eq!(held(&src), "refresh-2");
     assert!(!moved(&src));
 }
@@ -276,7 +276,7 @@ async fn a_live_refresh_lease_is_refused() {
         ttl_ms: Some(30_000),
     });
     let (src, dst) = stores_with(r, None);
-    run_fails(&src, dst.as_ref(), 2).await;
+    run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert!(dst.get("pub").is_none());
     assert!(!moved(&src));
 }
@@ -352,7 +352,7 @@ impl TokenStore for Alias {
 async fn the_same_store_under_another_name_is_refused() {
     let (src, _) = stores_with(logged_in(true, 1), None);
     let alias = Alias(Arc::clone(&src));
-    run_fails(&src, &alias, 2).await;
+    run_fails(&src, &alias, FailureKind::Invalid).await;
     assert_eq!(held(&src), "refresh-1", "the only copy was wiped");
     assert!(!moved(&src));
 }
@@ -374,7 +374,7 @@ async fn tokens_waiting_in_the_recovery_journal_are_refused() {
     let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, Some(&journal))
         .await
         .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
+    assert_eq!(err.kind(), FailureKind::Invalid, "{err}");
     assert!(err.to_string().contains("recovery journal"), "{err}");
     assert!(dst.get("pub").is_none());
     assert!(!moved(&src));
@@ -384,7 +384,7 @@ async fn tokens_waiting_in_the_recovery_journal_are_refused() {
 async fn a_retire_whose_answer_was_lost_keeps_the_copy_and_a_rerun_finishes() {
     let (src, dst) = stores_with(logged_in(true, 1), None);
     *src.lose_next_cas_answer.lock().unwrap() = true;
-    let err = run_fails(&src, dst.as_ref(), 4).await;
+    let err = run_fails(&src, dst.as_ref(), FailureKind::Store).await;
     assert!(err.to_string().contains("run migrate again"), "{err}");
     // The retire landed: the copy is now the only one and must stay.
     assert!(moved(&src));

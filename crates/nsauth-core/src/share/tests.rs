@@ -450,7 +450,7 @@ async fn public_export_with_tokens_moves_the_source_and_imports_create_only() {
     assert!(got.moved.is_none());
     let e = import(&dst, &b, &name).await.unwrap_err();
     assert!(
-        e.to_string().contains("already exists") && e.exit_code() == 2,
+        e.to_string().contains("already exists") && e.kind() == crate::store::FailureKind::Invalid,
         "{e}"
     );
     assert_eq!(dst.load(&name).await.unwrap().unwrap().version.0, "1");
