@@ -148,6 +148,11 @@ async fn old_and_new_certificates_both_work_during_the_overlap_and_profile_set_s
         sb.ok(&["--profile", "m2m", "m2m", "rotate", "--finish"]);
         assert_eq!(roles(&status(&sb)), pairs(&[("active", "NEW")]));
         mint(&sb, &emu).await.unwrap();
+        let trail = sb.ok(&["audit", "--for-profile", "m2m"]);
+        assert!(
+            trail.contains("next certificate made") && trail.contains("previous key forgotten"),
+            "{trail}"
+        );
         assert!(emu.remove_certificate(CLIENT, "NEW"));
 
         // Neither key's material is on disk outside the sealed store.

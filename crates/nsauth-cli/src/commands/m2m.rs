@@ -130,7 +130,15 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<Exit, Error> {
             )
         };
         match dropped {
-            Some(_) => ctx.note(format!("profile {name}: {what} is forgotten")),
+            Some(_) => {
+                audit(
+                    ctx,
+                    store.as_ref(),
+                    name.as_str(),
+                    &format!("{what} forgotten"),
+                );
+                ctx.note(format!("profile {name}: {what} is forgotten"));
+            }
             None => ctx.note(format!("profile {name}: {none}; nothing changed")),
         }
         if ctx.json {
@@ -162,6 +170,12 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<Exit, Error> {
             },
         )
         .await?;
+        let detail = if made.replaced {
+            "next certificate replaced"
+        } else {
+            "next certificate made"
+        };
+        audit(ctx, store.as_ref(), name.as_str(), detail);
         (made.certificate_pem, made.info, made.replaced)
     };
     // The record is written first: a certificate file never exists without its stored key.
@@ -205,6 +219,12 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<Exit, Error> {
     println!("  4. Once tokens work, remove the old certificate in NetSuite and run:");
     println!("     nsauth m2m rotate --profile {name} --finish");
     Ok(Exit::Success)
+}
+
+/// An `m2m-rotate` entry in the audit trail (no key, no certificate: what happened only).
+fn audit(ctx: &Ctx, store: &dyn nsauth_core::TokenStore, profile: &str, detail: &str) {
+    let event = nsauth_core::audit::AuditEvent::new("m2m-rotate", profile, &store.describe());
+    super::audit::record(ctx, store, &event.detail(detail));
 }
 
 /// Writes a public file that must not exist yet.
