@@ -705,3 +705,50 @@ async fn a_refused_refresh_token_notifies_once_and_recovery_once() {
     assert_eq!(of_kind("recovered").len(), 1, "{:?}", read_events());
     assert_eq!(of_kind("reapproval_needed").len(), 1, "{:?}", read_events());
 }
+
+/// Agents started at the same moment on one socket: exactly one serves, the others exit 2,
+/// and the socket the winner answers on is not removed by a loser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_started_at_once_on_one_socket_leave_exactly_one_serving() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    login(&sb, "prod").await;
+    let socket = run_dir(&sb).join("nsauth/nsauth.sock");
+    for _round in 0..3 {
+        let mut children: Vec<Child> = (0..4)
+            .map(|_| {
+                serve_cmd(&sb, &["--profile", "prod"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // The losers exit 2 on their own; the winner keeps running.
+        let exited = poll(Duration::from_secs(30), || {
+            let done: Vec<_> = children
+                .iter_mut()
+                .filter_map(|c| c.try_wait().unwrap())
+                .collect();
+            (done.len() == 3).then_some(done)
+        })
+        .expect("three of four agents should have given up");
+        assert!(exited.iter().all(|s| s.code() == Some(2)), "{exited:?}");
+        let (status, body) = get_unix(&socket, "/v1/token?profile=prod");
+        assert_eq!(status, 200, "{body}");
+        let mut winner = children
+            .into_iter()
+            .find_map(|mut c| c.try_wait().unwrap().is_none().then_some(c))
+            .expect("one agent serves");
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &winner.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let code = poll(Duration::from_secs(20), || winner.try_wait().unwrap()).expect("stops");
+        assert_eq!(code.code(), Some(0));
+        assert!(!socket.exists());
+    }
+}
