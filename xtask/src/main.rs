@@ -2,7 +2,8 @@
 //! the emulator and Tokio, for `chaos`).
 //!
 //! `cargo xtask ci` runs exactly what CI runs: format check, clippy with `-D warnings`,
-//! `cargo deny check`, then `cargo xtask test`.
+//! `cargo deny check`, `cargo package` of every crate meant for publishing, then
+//! `cargo xtask test`.
 
 mod bench;
 mod chaos;
@@ -14,12 +15,16 @@ use std::process::{Command, ExitCode};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => lint().and_then(|()| deny()).and_then(|()| test(&args[1..])),
+        Some("ci") => lint()
+            .and_then(|()| deny())
+            .and_then(|()| package())
+            .and_then(|()| test(&args[1..])),
         Some("lint") => lint(),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("chaos") => chaos::run(&args[1..]),
         Some("deny") => deny(),
+        Some("package") => package(),
         Some("test") => test(&args[1..]),
         Some("services") => match args.get(1).map(String::as_str) {
             Some("up") => services::up().map(|_| ()),
@@ -30,8 +35,11 @@ fn main() -> ExitCode {
             _ => Err("usage: cargo xtask services up|down".into()),
         },
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|deny|test|services|bench|fuzz|chaos> [args]");
-            eprintln!("  ci    format check, clippy -D warnings, cargo deny, then all tests (what .ci/run does)");
+            eprintln!(
+                "usage: cargo xtask <ci|lint|deny|package|test|services|bench|fuzz|chaos> [args]"
+            );
+            eprintln!("  ci    format check, clippy -D warnings, cargo deny, cargo package, then all tests (what .ci/run does)");
+            eprintln!("  package  cargo package (and build) every crate meant for publishing");
             eprintln!("  test  build the nsauth binary, start OpenBao and moto, run every test of the workspace");
             eprintln!("  services up|down  start/stop OpenBao and moto on loopback (env in .services/env)");
             eprintln!(
@@ -116,6 +124,54 @@ fn deny() -> Result<(), String> {
         eprintln!("{text}");
         Err("cargo deny check advisories failed".into())
     }
+}
+
+/// The workspace members meant for publishing: those without `publish = false`.
+fn publishable() -> Result<Vec<String>, String> {
+    let out = cargo()
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("cargo metadata printed no JSON: {e}"))?;
+    let members: Vec<&str> = meta["workspace_members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    Ok(meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(&id)))
+        // `publish = false` is `"publish": []`; no `publish` key is `null`.
+        .filter(|p| p["publish"].as_array().is_none_or(|r| !r.is_empty()))
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// `cargo package` of every publishable crate in one go: path dependencies resolve to the
+/// crates packaged beside them (cargo's local overlay), and each package is built from its
+/// `.crate` as crates.io would (verification costs little: the dependencies are the ones
+/// the workspace already built).
+fn package() -> Result<(), String> {
+    let crates = publishable()?;
+    if crates.is_empty() {
+        return Err("cargo metadata lists no publishable crate".into());
+    }
+    let mut cmd = cargo();
+    cmd.args(["package", "--locked", "--allow-dirty"]);
+    for c in &crates {
+        cmd.args(["-p", c]);
+    }
+    run(&mut cmd)
 }
 
 /// libfaketime moves the clocks of `tests/clock_skew.rs` and of the chaos campaign's skewed
