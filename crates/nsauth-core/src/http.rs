@@ -4,6 +4,9 @@
 
 use crate::error::Error;
 use crate::retry;
+
+mod request;
+pub use request::Request;
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -208,31 +211,29 @@ impl Http {
         .await
     }
 
-    /// Sends an arbitrary request built by `build`, with the same retry policy.
-    pub async fn send(
-        &self,
-        what: &str,
-        url: &Url,
-        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<Response, Error> {
-        self.send_with(what, url, true, build).await
+    /// Sends `req` with the same retry policy (for requests that may be sent more than once).
+    /// `what` names the endpoint in messages ("REST API"). Redirects are never followed.
+    pub async fn send(&self, what: &str, req: &Request) -> Result<Response, Error> {
+        self.send_with(what, req, true).await
     }
 
     /// Like [`Http::send`]; when `idempotent` is false the request is retried only when it
     /// never reached the server (connection failures) or the server asked for a retry (429).
+    /// A method or header that is not valid HTTP is [`Error::Invalid`], before anything is sent.
     pub async fn send_with(
         &self,
         what: &str,
-        url: &Url,
+        req: &Request,
         idempotent: bool,
-        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response, Error> {
+        let prepared = req.prepare()?;
         let delivery = if idempotent {
             Delivery::Retry
         } else {
             Delivery::AtMostOnce { if_lost: "" }
         };
-        self.deliver(what, url, delivery, build).await
+        self.deliver(what, &req.url, delivery, |c| prepared.build(c, req))
+            .await
     }
 
     async fn deliver(

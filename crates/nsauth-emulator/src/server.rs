@@ -200,6 +200,13 @@ impl Emulator {
         self.shared().lock().faults.push_back(fault);
     }
 
+    /// Makes every access token issued so far expire now, while refresh tokens stay valid: the
+    /// next REST call with a cached token gets 401, as after NetSuite ended a session early.
+    pub fn expire_access_tokens(&self) {
+        let mut st = self.shared().lock();
+        st.access.values_mut().for_each(|a| a.exp = 0);
+    }
+
     /// Revokes every token and unused code, and logs every browser out, as an administrator
     /// revoking the application does.
     pub fn revoke_all(&self) {

@@ -49,7 +49,8 @@ pub fn default_store_uri() -> Result<String, StoreError> {
     let base = nsauth_store_local::paths::nsauth_dir(nsauth_store_local::paths::Base::Data)
         .ok_or_else(|| {
             StoreError::Config(
-                "no default store location (HOME is not set); pass --store URI".into(),
+                "no default store location (HOME is not set); pass --store URI or set NSAUTH_STORE"
+                    .into(),
             )
         })?;
     Ok(format!("sqlite://{}", base.join("nsauth.db").display()))
