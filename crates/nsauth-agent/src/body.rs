@@ -11,7 +11,9 @@ pub type Body = http_body_util::combinators::BoxBody<Bytes, BodyError>;
 
 /// A body from bytes in memory.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// An empty body.
