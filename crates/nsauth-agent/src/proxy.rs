@@ -31,7 +31,7 @@
 //!   host. Redirects are not followed: a 30x reaches the caller as it is (its `Location`
 //!   too). `TRACE` and `CONNECT` are refused (405): a TRACE echo would hand the caller the
 //!   bearer token.
-//! - Headers: see [`headers`](self::headers) — the caller's `Authorization`,
+//! - Headers (`proxy/headers.rs`): the caller's `Authorization`,
 //!   `Proxy-Authorization` and `Cookie`, `Host`, the hop-by-hop headers and every `X-Nsauth-*`
 //!   header stay behind; `Set-Cookie` does not come back.
 //! - On a 401 from NetSuite: one [`nsauth::Client::token_after_rejection`] (the refused token
@@ -162,7 +162,8 @@ impl Proxy {
             .try_forward(client, profile, rest_path_and_query, req)
             .await
         {
-            Ok(resp) | Err(resp) => resp,
+            Ok(resp) => resp,
+            Err(refusal) => refusal.into_response(),
         }
     }
 
@@ -172,14 +173,14 @@ impl Proxy {
         profile: &str,
         path: &str,
         req: Request<B>,
-    ) -> Result<Response<Body>, Response<Body>>
+    ) -> Result<Response<Body>, Refusal>
     where
         B: hyper::body::Body<Data = bytes::Bytes> + Send + Sync + Unpin + 'static,
         B::Error: Into<BodyError>,
     {
         let (parts, body) = req.into_parts();
         if parts.method == Method::TRACE || parts.method == Method::CONNECT {
-            return Err(error_response(
+            return Err(Refusal::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 &format!("the proxy does not forward {} requests", parts.method),
@@ -245,9 +246,9 @@ impl Proxy {
         &self,
         request: reqwest::RequestBuilder,
         stalled: &AtomicBool,
-    ) -> Result<reqwest::Response, Response<Body>> {
+    ) -> Result<reqwest::Response, Refusal> {
         let request = request.build().map_err(|e| {
-            error_response(
+            Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 &format!("the request cannot be forwarded: {}", e.without_url()),
@@ -259,7 +260,7 @@ impl Proxy {
         match tokio::time::timeout(self.limits.response_timeout, sent).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(_)) if stalled.load(Ordering::SeqCst) => Err(body_fault(&Fault::Slow)),
-            Ok(Err(e)) => Err(error_response(
+            Ok(Err(e)) => Err(Refusal::new(
                 StatusCode::BAD_GATEWAY,
                 "netsuite_unreachable",
                 &format!(
@@ -268,7 +269,7 @@ impl Proxy {
                 ),
                 5,
             )),
-            Err(_) => Err(error_response(
+            Err(_) => Err(Refusal::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "netsuite_timeout",
                 &format!(
@@ -313,6 +314,35 @@ pub fn error_response(
     resp
 }
 
+/// Why the proxy answers instead of NetSuite; becomes an [`error_response`].
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    error: &'static str,
+    message: String,
+    exit_code: i32,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, error: &'static str, message: &str, exit_code: i32) -> Self {
+        Self {
+            status,
+            error,
+            message: message.to_owned(),
+            exit_code,
+        }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut resp = error_response(self.status, self.error, &self.message, self.exit_code);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE && self.error == "busy" {
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
 /// NetSuite's response, streamed to the caller; the in-flight permit lives as long as the body.
 fn relay(
     resp: reqwest::Response,
@@ -335,7 +365,7 @@ fn relay(
 }
 
 /// Whether a 401 may be answered by a retry: idempotent methods, unless the caller says.
-fn retry_wanted(method: &Method, headers: &hyper::HeaderMap) -> Result<bool, Response<Body>> {
+fn retry_wanted(method: &Method, headers: &hyper::HeaderMap) -> Result<bool, Refusal> {
     let idempotent = [
         Method::GET,
         Method::HEAD,
@@ -348,7 +378,7 @@ fn retry_wanted(method: &Method, headers: &hyper::HeaderMap) -> Result<bool, Res
         None => Ok(idempotent),
         Some(v) if v.eq_ignore_ascii_case(b"always") => Ok(true),
         Some(v) if v.eq_ignore_ascii_case(b"never") => Ok(false),
-        Some(_) => Err(error_response(
+        Some(_) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "X-Nsauth-Retry must be \"always\" or \"never\"",
@@ -357,10 +387,10 @@ fn retry_wanted(method: &Method, headers: &hyper::HeaderMap) -> Result<bool, Res
     }
 }
 
-fn bearer(token: &Token) -> Result<HeaderValue, Response<Body>> {
+fn bearer(token: &Token) -> Result<HeaderValue, Refusal> {
     let mut value = HeaderValue::from_str(&format!("Bearer {}", token.access_token.secret()))
         .map_err(|_| {
-            error_response(
+            Refusal::new(
                 StatusCode::BAD_GATEWAY,
                 "invalid_token",
                 "the stored access token is not a valid header value; run: nsauth refresh --force",
@@ -372,7 +402,7 @@ fn bearer(token: &Token) -> Result<HeaderValue, Response<Body>> {
 }
 
 /// The REST URL, or 400 for a path that could lead elsewhere.
-fn api_url(base: &Url, path: &str) -> Result<Url, Response<Body>> {
+fn api_url(base: &Url, path: &str) -> Result<Url, Refusal> {
     nsauth::rest::api_url(base, path).map_err(|e| from_error(&e))
 }
 
@@ -382,27 +412,24 @@ fn placeholder_base() -> Url {
         .expect("a valid constant URL")
 }
 
-fn busy() -> Response<Body> {
-    let mut resp = error_response(
+fn busy() -> Refusal {
+    Refusal::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "busy",
         "too many proxied requests at once; try again in a moment",
         5,
-    );
-    resp.headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    resp
+    )
 }
 
-fn body_fault(f: &Fault) -> Response<Body> {
+fn body_fault(f: &Fault) -> Refusal {
     match f {
-        Fault::Slow => error_response(
+        Fault::Slow => Refusal::new(
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "the request body arrived too slowly; send it without pauses",
             2,
         ),
-        Fault::Broken => error_response(
+        Fault::Broken => Refusal::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "the request body could not be read",
@@ -412,7 +439,7 @@ fn body_fault(f: &Fault) -> Response<Body> {
 }
 
 /// The response for an nsauth error: the status that fits its kind, its exit code.
-fn from_error(e: &Error) -> Response<Body> {
+fn from_error(e: &Error) -> Refusal {
     let (status, kind) = match e {
         Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         Error::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "unknown_profile"),
@@ -422,7 +449,7 @@ fn from_error(e: &Error) -> Response<Body> {
         Error::Rejected(_) => (StatusCode::BAD_GATEWAY, "netsuite_rejected"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
-    error_response(status, kind, &e.to_string(), e.exit_code())
+    Refusal::new(status, kind, &e.to_string(), e.exit_code())
 }
 
 #[cfg(test)]
@@ -438,7 +465,7 @@ mod tests {
             (Error::Unreachable("x".into()), 502, 5),
         ];
         for (e, status, code) in cases {
-            let resp = from_error(&e);
+            let resp = from_error(&e).into_response();
             assert_eq!(resp.status(), status, "{e:?}");
             assert_eq!(e.exit_code(), code);
         }
@@ -459,6 +486,6 @@ mod tests {
         assert!(!retry_wanted(&Method::GET, &never).unwrap());
         let mut odd = hyper::HeaderMap::new();
         odd.insert(RETRY_HEADER, HeaderValue::from_static("yes"));
-        assert_eq!(retry_wanted(&Method::GET, &odd).unwrap_err().status(), 400);
+        assert_eq!(retry_wanted(&Method::GET, &odd).unwrap_err().status, 400);
     }
 }
