@@ -19,7 +19,9 @@
 //! percent-encoded** (e.g. `record/v1/customer/42?limit=5`): never decode it first, `%2F`
 //! must stay an escape the path rules refuse rather than become a slash. The request's own
 //! URI, `Host` and authority are ignored. Every outcome is a response: NetSuite's, or a JSON
-//! error `{"error", "message", "exit_code"}` (see [`error_response`]). The server counts
+//! error `{"error", "message", "exit_code"}` with the kinds, statuses and exit codes of the
+//! token route (404 unknown profile, 409 login needed, 400 bad path, 502 NetSuite
+//! unreachable, 504 NetSuite too slow, 408 caller too slow, 503 busy). The server counts
 //! requests by the returned status; a response the proxy retried after a 401 carries
 //! [`Outcome`] in its extensions.
 //!
@@ -74,8 +76,8 @@ pub struct Limits {
     pub retry_buffer: usize,
     /// Connecting to NetSuite (TCP and TLS, 10 s): else 502.
     pub connect_timeout: Duration,
-    /// From sending the request to NetSuite's response headers (300 s; NetSuite's own
-    /// request limit is a few minutes): else 504.
+    /// From sending the request (a streamed upload included) to NetSuite's response headers
+    /// (300 s; NetSuite's own request limit is a few minutes): else 504.
     pub response_timeout: Duration,
     /// NetSuite silent in the middle of a response body (120 s): the body ends in an error.
     pub upstream_idle: Duration,
@@ -250,7 +252,7 @@ impl Proxy {
         let request = request.build().map_err(|e| {
             Refusal::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
+                "bad_request",
                 &format!("the request cannot be forwarded: {}", e.without_url()),
                 2,
             )
@@ -297,24 +299,31 @@ pub async fn forward(
 }
 
 /// A JSON error response `{"error", "message", "exit_code"}` (`exit_code` has the meaning of
-/// the CLI's exit codes: 2 bad input, 3 login needed, 4 store, 5 NetSuite).
-pub fn error_response(
+/// the CLI's exit codes: 2 bad input, 3 login needed, 4 store, 5 NetSuite), never cached; the
+/// same shape as the server's `reply::json_error`, which may replace it.
+fn error_response(
     status: StatusCode,
     error: &str,
     message: &str,
     exit_code: i32,
 ) -> Response<Body> {
+    let message = one_line(message);
     let body = serde_json::json!({ "error": error, "message": message, "exit_code": exit_code });
     let mut resp = Response::new(full(body.to_string()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
+    let headers = resp.headers_mut();
+    headers.insert(
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
     );
     resp
 }
 
-/// Why the proxy answers instead of NetSuite; becomes an [`error_response`].
+/// Why the proxy answers instead of NetSuite; becomes an `error_response`.
 #[derive(Debug)]
 struct Refusal {
     status: StatusCode,
@@ -380,7 +389,7 @@ fn retry_wanted(method: &Method, headers: &hyper::HeaderMap) -> Result<bool, Ref
         Some(v) if v.eq_ignore_ascii_case(b"never") => Ok(false),
         Some(_) => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
-            "invalid_request",
+            "bad_request",
             "X-Nsauth-Retry must be \"always\" or \"never\"",
             2,
         )),
@@ -431,25 +440,39 @@ fn body_fault(f: &Fault) -> Refusal {
         ),
         Fault::Broken => Refusal::new(
             StatusCode::BAD_REQUEST,
-            "invalid_request",
+            "bad_request",
             "the request body could not be read",
             2,
         ),
     }
 }
 
-/// The response for an nsauth error: the status that fits its kind, its exit code.
+/// The response for an nsauth error: the kind, status and exit code the token route gives
+/// it too (`reply::classify` of the server).
 fn from_error(e: &Error) -> Refusal {
     let (status, kind) = match e {
-        Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
         Error::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "unknown_profile"),
-        Error::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_error"),
+        Error::Store(StoreError::Config(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "store_config"),
+        Error::Store(StoreError::Denied(_)) => (StatusCode::SERVICE_UNAVAILABLE, "store_denied"),
+        Error::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         Error::LoginNeeded(_) => (StatusCode::CONFLICT, "login_needed"),
         Error::Unreachable(_) => (StatusCode::BAD_GATEWAY, "netsuite_unreachable"),
-        Error::Rejected(_) => (StatusCode::BAD_GATEWAY, "netsuite_rejected"),
+        Error::Rejected(_) => (StatusCode::FORBIDDEN, "netsuite_rejected"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     Refusal::new(status, kind, &e.to_string(), e.exit_code())
+}
+
+/// The first line of `text`, without control characters, at most 300 characters.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect()
 }
 
 #[cfg(test)]

@@ -599,7 +599,7 @@ async fn errors_are_json_with_the_status_that_fits() {
     .await;
     assert_eq!(status, 400, "{answer}");
     assert!(
-        answer.contains(r#""error":"invalid_request""#) && answer.contains(r#""exit_code":2"#),
+        answer.contains(r#""error":"invalid""#) && answer.contains(r#""exit_code":2"#),
         "{answer}"
     );
 

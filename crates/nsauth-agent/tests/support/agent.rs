@@ -11,7 +11,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use nsauth::Client;
 use nsauth_agent::body::Body;
-use nsauth_agent::proxy::{error_response, Proxy};
+use nsauth_agent::proxy::Proxy;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -61,7 +61,9 @@ pub async fn agent(client: Client, proxy: Proxy) -> String {
                 .strip_prefix("/v1/proxy/")
                 .and_then(|t| t.split_once('/'))
             else {
-                return error_response(hyper::StatusCode::NOT_FOUND, "not_found", "no route", 2);
+                let mut resp = Response::new(full("no route"));
+                *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
+                return resp;
             };
             proxy.forward(&client, name, rest, req).await
         }
