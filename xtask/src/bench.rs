@@ -8,6 +8,7 @@
 //! Comparisons are interleaved round-robin in one go so that their ratios hold on a noisy
 //! machine. CI does not run this.
 
+mod agent;
 mod http;
 mod measure;
 mod storms;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--runs N] [--profiles N] [--remote-profiles N] \
-[--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms] \
+[--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms|agent] [--agent-profiles N] \
 [--stores sqlite,file,vault,aws] [--bin PATH] [--before-bin PATH] [--no-build] [--out FILE]";
 
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, edits inside are overwritten -->";
@@ -52,6 +53,10 @@ struct Opts {
     refresh_delay_ms: u64,
     /// `--only storms`: storms and their baselines, nothing else.
     only_storms: bool,
+    /// `--only agent`: `nsauth serve` and its `nsauth token` baseline, nothing else.
+    only_agent: bool,
+    /// `--agent-profiles`: profiles the agent serves (1,000).
+    agent_profiles: usize,
     /// `--stores`: labels of the stores to measure (all when `None`).
     stores: Option<Vec<String>>,
     /// `--bin`: the nsauth to measure instead of building one.
@@ -73,6 +78,8 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         storm_sizes: vec![32, 128],
         refresh_delay_ms: 500,
         only_storms: false,
+        only_agent: false,
+        agent_profiles: 1000,
         stores: None,
         bin: None,
         before_bin: None,
@@ -92,6 +99,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--runs" => o.runs = num("--runs")?.max(1) as usize,
             "--profiles" => o.profiles = num("--profiles")?.max(1) as usize,
             "--remote-profiles" => o.remote_profiles = num("--remote-profiles")?.max(1) as usize,
+            "--agent-profiles" => o.agent_profiles = num("--agent-profiles")?.max(1) as usize,
             "--storm-reps" => o.storm_reps = num("--storm-reps")?.max(1) as usize,
             "--refresh-delay-ms" => o.refresh_delay_ms = num("--refresh-delay-ms")?,
             "--storm-sizes" => {
@@ -104,9 +112,10 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             }
             "--only" => match it.next().map(String::as_str) {
                 Some("storms") => o.only_storms = true,
+                Some("agent") => o.only_agent = true,
                 other => {
                     return Err(format!(
-                        "--only takes `storms`, not `{}`\n{USAGE}",
+                        "--only takes `storms` or `agent`, not `{}`\n{USAGE}",
                         other.unwrap_or("nothing")
                     ))
                 }
@@ -275,6 +284,24 @@ fn start_emulator(sb: &Sandbox) -> Result<Emu, String> {
         email: email.ok_or_else(missing)?,
         password: password.ok_or_else(missing)?,
     })
+}
+
+fn agent_emulator<'a>(
+    base: &'a str,
+    account: &'a str,
+    client_id: &'a str,
+    redirect: &'a str,
+    email: &'a str,
+    password: &'a str,
+) -> agent::Emulator<'a> {
+    agent::Emulator {
+        base,
+        account,
+        client_id,
+        redirect,
+        email,
+        password,
+    }
 }
 
 /// Stops what the bench started, whatever happens.
@@ -523,6 +550,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
         })
     };
 
+    if opts.only_agent {
+        let emu = start_emulator(&sb)?;
+        cleanup.emulator = Some(emu.child);
+        agent::run(
+            &sb,
+            &agent_emulator(
+                &emu.base,
+                &emu.account,
+                &emu.client_id,
+                &emu.redirect,
+                &emu.email,
+                &emu.password,
+            ),
+            &tmp,
+            &agent::AgentOpts::new(opts.quick, opts.agent_profiles),
+            &opts.out,
+        )?;
+        log(format!("wrote {}", opts.out.display()));
+        return Ok(());
+    }
+
     // OpenBao and moto. If they already run (`cargo xtask services up`, or a test run), use
     // them and leave them running: `services::up` would stop them under their owner.
     let svc: Vec<(String, String)> = if let Some(env) = running_services() {
@@ -762,6 +810,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // 5. Startup: where a cached `token` spends its time.
         if let Some(sqlite) = stores.iter().find(|s| s.label == "sqlite") {
             startup_profile(&sb, sqlite, &stores, &tmp, &mut res);
+        }
+        // 6. nsauth serve (issue #11), beside nsauth token as a process.
+        let e = agent_emulator(
+            &emu_base, &account, &client_id, &redirect, &email, &password,
+        );
+        let agent_opts = agent::AgentOpts::new(opts.quick, opts.agent_profiles);
+        if let Err(err) = agent::run(&sb, &e, &tmp, &agent_opts, &opts.out) {
+            log(format!("nsauth serve not measured: {err}"));
+            res.notes.push(format!("nsauth serve not measured: {err}"));
         }
     }
 
