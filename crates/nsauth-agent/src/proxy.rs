@@ -197,18 +197,20 @@ impl Proxy {
             .clone()
             .try_acquire_owned()
             .map_err(|_| busy())?;
-        let token = client
-            .token(profile, self.limits.min_ttl)
-            .await
-            .map_err(|e| from_error(&e))?;
         let stalled = Arc::new(AtomicBool::new(false));
         let pace = Pace {
             idle: self.limits.body_idle,
             total: self.limits.body_total,
         };
+        // A body held for a retry is read before the token is fetched, so that a slow upload
+        // does not age the token; a streamed one starts after (its headers carry the token).
         let outgoing = body::prepare(body, retry, self.limits.retry_buffer, pace, stalled.clone())
             .await
             .map_err(|f| body_fault(&f))?;
+        let token = client
+            .token(profile, self.limits.min_ttl)
+            .await
+            .map_err(|e| from_error(&e))?;
         let headers = headers::upstream(parts.headers);
         let again = match &outgoing {
             Outgoing::Whole(bytes) if retry => Some(bytes.clone()),
