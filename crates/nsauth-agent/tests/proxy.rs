@@ -110,6 +110,7 @@ async fn get_and_suiteql_round_trip_and_the_token_never_reaches_the_caller() {
         .unwrap();
     let (status, text) = seen_by_caller(resp).await;
     assert_eq!(status, 200, "{text}");
+    assert!(text.contains("x-test-retried: 0"), "{text}");
     assert!(text.contains("\"items\""), "{text}");
     assert!(!text.contains(&token), "the token reached the caller");
 
@@ -211,6 +212,7 @@ async fn a_401_causes_exactly_one_refresh_and_one_retry() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-test-retried"], "1");
     assert_eq!(s.emu.counters().refresh_token, 1, "exactly one refresh");
     assert_eq!(s.emu.counters().api_calls, 2, "the 401, then one retry");
     assert_ne!(s.token().await, before, "the new token was saved");

@@ -11,7 +11,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use nsauth::Client;
 use nsauth_agent::body::Body;
-use nsauth_agent::proxy::Proxy;
+use nsauth_agent::proxy::{Outcome, Proxy};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -65,7 +65,14 @@ pub async fn agent(client: Client, proxy: Proxy) -> String {
                 *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
                 return resp;
             };
-            proxy.forward(&client, name, rest, req).await
+            let mut resp = proxy.forward(&client, name, rest, req).await;
+            // What the proxy did, made visible to the tests.
+            if let Some(outcome) = resp.extensions().get::<Outcome>().copied() {
+                let v = if outcome.retried { "1" } else { "0" };
+                resp.headers_mut()
+                    .insert("x-test-retried", hyper::header::HeaderValue::from_static(v));
+            }
+            resp
         }
     })
     .await;
