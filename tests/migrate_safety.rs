@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use nsauth_core::seal::StoreKey;
-use nsauth_core::store::{Precondition, Record, Version, Versioned};
+use nsauth_core::store::{FailureKind, Precondition, Record, Version, Versioned};
 use nsauth_core::{ProfileName, StoreError, TokenStore};
 use nsauth_e2e::*;
 use std::sync::{Arc, Mutex};
@@ -152,7 +152,7 @@ async fn a_refresh_between_copy_and_retire_is_not_wiped() {
         )
         .await
         .unwrap_err();
-        assert_eq!(err.exit_code(), 2, "{kind:?}: {err}");
+        assert_eq!(err.kind(), FailureKind::Invalid, "{kind:?}: {err}");
         source_still_works(&emu, &src, &format!("{kind:?}")).await;
         assert!(
             dst_store.load(&name).await.unwrap().is_none(),

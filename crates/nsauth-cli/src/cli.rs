@@ -94,6 +94,7 @@ pub enum Command {
     #[command(subcommand)]
     M2m(M2mCmd),
     /// Share a profile (and its tokens) with someone, encrypted to their age or SSH key.
+    #[cfg(feature = "share")]
     #[command(subcommand)]
     Share(crate::commands::share::ShareCmd),
     /// Copy profiles and tokens to another store, verified, never leaving a single-use
@@ -110,12 +111,14 @@ pub enum Command {
         dry_run: bool,
     },
     /// Run the NetSuite OAuth 2.0 emulator on loopback.
+    #[cfg(feature = "emulator")]
     Emulator {
         /// Address to listen on (loopback only).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
     /// Walk through profile set, login, token, refresh, status and revoke against the built-in emulator.
+    #[cfg(feature = "emulator")]
     Demo,
     /// Read the audit trail.
     Audit(crate::commands::audit::AuditArgs),

@@ -2,10 +2,12 @@
 
 mod cli;
 mod commands;
+mod exit;
 mod loopback;
 mod output;
 
 use clap::Parser;
+use nsauth_core::store::FailureKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -19,14 +21,14 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::Exit::Failed(FailureKind::Other).code());
         }
     };
     match runtime.block_on(commands::run(cli)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+            ExitCode::from(exit::exit_code(&e))
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Printing helpers: one place decides what goes to stdout and what to stderr.
 
 use nsauth_core::profile::Profile;
-use nsauth_core::store::Record;
+use nsauth_core::store::{FailureKind, Record};
 use nsauth_core::token::format_time;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
@@ -138,7 +138,7 @@ pub fn health(rec: &Record, now: OffsetDateTime, window: time::Duration) -> Heal
             if rec
                 .last_failure
                 .as_ref()
-                .is_some_and(|f| f.exit_code == 3 && f.at >= t.obtained_at)
+                .is_some_and(|f| f.kind == FailureKind::LoginNeeded && f.at >= t.obtained_at)
             {
                 return Health::NeedsLogin;
             }

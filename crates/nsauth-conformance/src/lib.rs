@@ -13,7 +13,7 @@
 //! ```ignore
 //! use async_trait::async_trait;
 //! use nsauth_conformance::Fixture;
-//! use nsauth_core::TokenStore;
+//! use nsauth_store::TokenStore;
 //! use std::sync::Arc;
 //!
 //! struct MyFixture { /* a temp dir, a server address, ... */ }
@@ -39,14 +39,59 @@ mod checks;
 mod sample;
 mod setup;
 mod stress;
+mod versions;
 
 pub use checks::{cas_conflict, create_only, delete, list, missing_is_none, round_trip};
 pub use sample::{jwt_like, sample_record, unique_name};
 pub use stress::{concurrent_writers, large_record, odd_names};
+pub use versions::{delete_races_writers, version_never_reused_across_delete};
 
 use async_trait::async_trait;
 use nsauth_core::TokenStore;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+/// One check of the suite, callable through a list: `|fx| Box::pin(check(fx))`.
+pub type Check = for<'a> fn(&'a dyn Fixture) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// The checks of the storage contract itself, by the names [`store_suite!`] gives their
+/// tests: everything it runs except the broker checks, which need an emulator.
+pub const CONTRACT_CHECKS: &[(&str, Check)] = &[
+    ("round_trip", |fx| Box::pin(round_trip(fx))),
+    ("create_only", |fx| Box::pin(create_only(fx))),
+    ("cas_conflict", |fx| Box::pin(cas_conflict(fx))),
+    ("delete", |fx| Box::pin(delete(fx))),
+    ("list", |fx| Box::pin(list(fx))),
+    ("missing_is_none", |fx| Box::pin(missing_is_none(fx))),
+    ("version_never_reused_across_delete", |fx| {
+        Box::pin(version_never_reused_across_delete(fx))
+    }),
+    ("delete_races_writers", |fx| {
+        Box::pin(delete_races_writers(fx))
+    }),
+    ("large_record", |fx| Box::pin(large_record(fx))),
+    ("odd_names", |fx| Box::pin(odd_names(fx))),
+    ("concurrent_writers", |fx| Box::pin(concurrent_writers(fx))),
+];
+
+/// Runs every [`CONTRACT_CHECKS`] check on `fixture`, each in its own task, and returns the
+/// names of those that failed (panicked). Empty when the store keeps the contract. For a
+/// test that a broken store is caught, and for a quick report on a new backend.
+pub async fn failing_checks(fixture: Arc<dyn Fixture>) -> Vec<&'static str> {
+    let mut failing = Vec::new();
+    for (name, check) in CONTRACT_CHECKS {
+        let fx = Arc::clone(&fixture);
+        let check = *check;
+        if tokio::spawn(async move { check(fx.as_ref()).await })
+            .await
+            .is_err()
+        {
+            failing.push(*name);
+        }
+    }
+    failing
+}
 
 /// Opens handles to the store under test.
 #[async_trait]
@@ -72,6 +117,8 @@ macro_rules! store_suite {
             delete => $crate::delete,
             list => $crate::list,
             missing_is_none => $crate::missing_is_none,
+            version_never_reused_across_delete => $crate::version_never_reused_across_delete,
+            delete_races_writers => $crate::delete_races_writers,
             large_record => $crate::large_record,
             odd_names => $crate::odd_names,
             concurrent_writers => $crate::concurrent_writers,

@@ -12,13 +12,13 @@
 //! use nsauth_core::audit::{AuditEvent, AuditFilter, AuditLog};
 //! let dir = tempfile::tempdir().unwrap();
 //! let log = AuditLog::new(dir.path().join("audit.jsonl"));
-//! log.record(&AuditEvent::new("token", "prod", "sqlite:///tmp/x.db").fingerprint("0123456789ab"));
+//! log.record(&AuditEvent::new("token", "prod", "local:///tmp/x.db").fingerprint("0123456789ab"));
 //! let all = log.read(&AuditFilter::default()).unwrap();
 //! assert_eq!(all[0].fields.event, "token");
 //! assert_eq!(all[0].fields.outcome, "ok");
 //! ```
 
-use crate::Error;
+use crate::{Error, TokenStore};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -44,7 +44,7 @@ pub struct AuditEvent {
     pub profile: String,
     /// The store, as its secret-free [`describe`](crate::TokenStore::describe).
     pub store: String,
-    /// `ok`, or the error kind and exit code: `login-needed (exit 3)`.
+    /// `ok`, or what failed; the CLI writes the error kind and exit code: `login-needed (exit 3)`.
     pub outcome: String,
     /// The 12-hex-digit fingerprint of the token involved (never the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,21 +80,19 @@ impl AuditEvent {
         self
     }
 
-    /// Sets the outcome from a command's result: `ok`, or [`outcome_of`] the error.
-    pub fn result<T>(mut self, result: &Result<T, Error>) -> Self {
-        self.outcome = match result {
-            Ok(_) => "ok".into(),
-            Err(e) => outcome_of(e),
-        };
+    /// Sets the outcome: `ok` (the default) or what the failure was. The CLI writes the
+    /// error's [`outcome_of`] and its exit code, e.g. `login-needed (exit 3)`.
+    pub fn outcome(mut self, outcome: impl Into<String>) -> Self {
+        self.outcome = outcome.into();
         self
     }
 }
 
-/// The outcome text of a failure: the error kind and its exit code, e.g.
-/// `login-needed (exit 3)`. The error's message is not included (it may name paths or hosts).
-pub fn outcome_of(err: &Error) -> String {
+/// A failure's name in the audit log, e.g. `login-needed` or `store-denied`: finer than its
+/// [`kind`](Error::kind), and never its message (that may name paths or hosts).
+pub fn outcome_of(err: &Error) -> &'static str {
     use crate::store::StoreError;
-    let kind = match err {
+    match err {
         Error::Invalid(_) => "invalid",
         Error::LoginNeeded(_) => "login-needed",
         Error::Store(StoreError::NotFound(_)) => "not-found",
@@ -102,12 +100,12 @@ pub fn outcome_of(err: &Error) -> String {
         Error::Store(StoreError::Unavailable { .. }) => "store-unavailable",
         Error::Store(StoreError::Corrupt { .. }) => "store-corrupt",
         Error::Store(StoreError::Denied(_)) => "store-denied",
+        Error::Store(StoreError::Config(_)) => "store-config",
         Error::Store(_) => "store-error",
         Error::Unreachable(_) => "unreachable",
         Error::Rejected(_) => "rejected",
         _ => "error",
-    };
-    format!("{kind} (exit {})", err.exit_code())
+    }
 }
 
 /// Who did it.
@@ -217,33 +215,25 @@ impl AuditLog {
         Self { path }
     }
 
-    /// Where the log of a store lives by default: `audit.jsonl` beside a local store (next to
-    /// the SQLite file, or next to the `file://` directory — not inside it), and
-    /// `$XDG_STATE_HOME/nsauth/audit.jsonl` (`~/.local/state/nsauth/audit.jsonl`) for remote
-    /// stores. `None` when the URI is not understood and no home directory is known.
-    pub fn default_path(store_uri: &str) -> Option<PathBuf> {
-        let scheme = store_uri
-            .split_once("://")
-            .map(|(s, _)| s.to_ascii_lowercase());
-        let local = match scheme.as_deref() {
-            Some(s @ ("sqlite" | "file")) => {
-                crate::local_uri::LocalStoreUri::parse(store_uri, s, "", "")
-                    .ok()
-                    .map(|u| u.path)
-            }
-            _ => None,
-        };
-        if let Some(store_path) = local {
-            let dir = store_path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            return Some(dir.join("audit.jsonl"));
+    /// Where the log of `store` lives by default: `audit.jsonl` beside a
+    /// [local](crate::store::Capabilities::local) store (next to its database file, or next
+    /// to its directory — not inside it), and `$XDG_STATE_HOME/nsauth/audit.jsonl`
+    /// (`~/.local/state/nsauth/audit.jsonl`) otherwise. `None` when no home directory is known.
+    ///
+    /// A local store's [`describe`](crate::TokenStore::describe) is `SCHEME://` and its absolute
+    /// path; nothing here depends on which scheme.
+    pub fn default_path(store: &dyn TokenStore) -> Option<PathBuf> {
+        let beside = Some(store)
+            .filter(|s| s.capabilities().local)
+            .and_then(|s| local_location(&s.describe()))
+            .and_then(|location| location.parent().map(Path::to_path_buf));
+        match beside {
+            Some(dir) => Some(dir.join("audit.jsonl")),
+            None => Some(
+                nsauth_store_local::paths::nsauth_dir(nsauth_store_local::paths::Base::State)?
+                    .join("audit.jsonl"),
+            ),
         }
-        Some(
-            nsauth_store_local::paths::nsauth_dir(nsauth_store_local::paths::Base::State)?
-                .join("audit.jsonl"),
-        )
     }
 
     /// The file.
@@ -399,6 +389,13 @@ fn clean(s: &str, max: usize) -> String {
         .collect::<String>()
 }
 
+/// The absolute path a local store's description names, if it names one.
+fn local_location(described: &str) -> Option<PathBuf> {
+    let (_, rest) = described.split_once("://")?;
+    let path = Path::new(rest);
+    path.is_absolute().then(|| path.to_path_buf())
+}
+
 /// Defence in depth: a store description is meant to be secret-free, but a password in a URI's
 /// user part is dropped anyway.
 fn strip_password(store: &str) -> String {
@@ -415,19 +412,77 @@ fn strip_password(store: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A store that describes itself as told, with or without the `local` capability.
+    #[derive(Debug)]
+    struct Described(&'static str, bool);
+
+    #[async_trait::async_trait]
+    impl TokenStore for Described {
+        fn describe(&self) -> String {
+            self.0.into()
+        }
+        fn capabilities(&self) -> crate::store::Capabilities {
+            crate::store::Capabilities {
+                compare_and_swap: true,
+                local: self.1,
+                ..Default::default()
+            }
+        }
+        async fn load(
+            &self,
+            _: &crate::ProfileName,
+        ) -> Result<Option<crate::store::Versioned>, crate::StoreError> {
+            Ok(None)
+        }
+        async fn put(
+            &self,
+            _: &crate::ProfileName,
+            _: &crate::Record,
+            _: crate::store::Precondition,
+        ) -> Result<crate::store::Version, crate::StoreError> {
+            unreachable!("the audit log never writes to the store")
+        }
+        async fn delete(
+            &self,
+            _: &crate::ProfileName,
+            _: Option<&crate::store::Version>,
+        ) -> Result<(), crate::StoreError> {
+            unreachable!("the audit log never writes to the store")
+        }
+        async fn list(&self) -> Result<Vec<crate::ProfileName>, crate::StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
     #[test]
     fn default_paths() {
+        let beside = |described, local| AuditLog::default_path(&Described(described, local));
         assert_eq!(
-            AuditLog::default_path("sqlite:///var/lib/nsauth/ns.db?key-file=/k"),
+            beside("db:///var/lib/nsauth/ns.db", true),
             Some(PathBuf::from("/var/lib/nsauth/audit.jsonl"))
         );
         assert_eq!(
-            AuditLog::default_path("file:///srv/nsauth/profiles/"),
+            beside("dir:///srv/nsauth/profiles", true),
             Some(PathBuf::from("/srv/nsauth/audit.jsonl"))
         );
-        let remote = AuditLog::default_path("vault://vault:8200/secret/nsauth");
-        if let Some(p) = remote {
-            assert!(p.ends_with("nsauth/audit.jsonl"), "{}", p.display());
+        // Any scheme: what counts is the capability.
+        assert_eq!(
+            beside("newfangled:///srv/x/store.bin", true),
+            Some(PathBuf::from("/srv/x/audit.jsonl"))
+        );
+        let state = beside("vault://vault:8200/secret/nsauth", false);
+        for p in [
+            state.clone(),
+            // A remote store is never mistaken for a local path, whatever its description.
+            beside("memory:///srv/x/store.bin", false),
+            // A "local" store naming no absolute path falls back to the state directory.
+            beside("odd://relative/store.db", true),
+            beside("no scheme at all", true),
+        ] {
+            assert_eq!(p, state);
+            if let Some(p) = p {
+                assert!(p.ends_with("nsauth/audit.jsonl"), "{}", p.display());
+            }
         }
     }
 
@@ -435,10 +490,10 @@ mod tests {
     fn record_read_filter_and_permissions() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::new(dir.path().join("state/nsauth/audit.jsonl"));
-        log.record(&AuditEvent::new("login", "prod", "sqlite:///x.db").fingerprint("aaaaaaaaaaaa"));
+        log.record(&AuditEvent::new("login", "prod", "local:///x.db").fingerprint("aaaaaaaaaaaa"));
         log.record(
             &AuditEvent::new("refresh", "dev", "vault+http://u:hunter2@h/secret/x")
-                .result::<()>(&Err(Error::LoginNeeded("x".into())))
+                .outcome(outcome_of(&Error::LoginNeeded("x".into())))
                 .detail("line\nbreak"),
         );
         let all = log.read(&AuditFilter::default()).unwrap();
@@ -447,7 +502,7 @@ mod tests {
             all[0].fields.token_fingerprint.as_deref(),
             Some("aaaaaaaaaaaa")
         );
-        assert_eq!(all[1].fields.outcome, "login-needed (exit 3)");
+        assert_eq!(all[1].fields.outcome, "login-needed");
         assert_eq!(all[1].fields.detail.as_deref(), Some("linebreak"));
         assert!(!all[1].fields.store.contains("hunter2"));
         let prod = AuditFilter {

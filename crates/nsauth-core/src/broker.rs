@@ -27,8 +27,8 @@ use crate::http::Http;
 use crate::journal::Journal;
 use crate::profile::{GrantKind, ProfileName};
 use crate::store::{
-    load_existing, within, Precondition, Record, RefreshFailure, StoreError, TokenStore, Version,
-    Versioned,
+    load_existing, within, FailureKind, Precondition, Record, RefreshFailure, StoreError,
+    TokenStore, Version, Versioned,
 };
 use crate::token::TokenSet;
 use recovery::Recovered;
@@ -495,7 +495,7 @@ impl Broker {
         record.lease = None;
         record.last_failure = Some(RefreshFailure {
             at: self.cfg.clock.now(),
-            exit_code: err.exit_code(),
+            kind: err.kind(),
             message: err.to_string(),
         });
         record.touch();
@@ -546,14 +546,39 @@ fn check_can_refresh(
 
 fn failure_error(f: &RefreshFailure) -> Error {
     let msg = format!("{} (reported by the process that refreshed)", f.message);
-    match f.exit_code {
-        2 => Error::Invalid(msg),
-        3 => Error::LoginNeeded(msg),
-        4 => Error::Store(StoreError::Unavailable {
+    match f.kind {
+        FailureKind::Invalid => Error::Invalid(msg),
+        FailureKind::LoginNeeded => Error::LoginNeeded(msg),
+        FailureKind::Store => Error::Store(StoreError::Unavailable {
             message: msg,
             retryable: false,
         }),
-        5 => Error::Unreachable(msg),
-        _ => Error::Rejected(msg),
+        FailureKind::Unreachable => Error::Unreachable(msg),
+        FailureKind::Rejected => Error::Rejected(msg),
+        FailureKind::Other => Error::Other(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A waiter reports the failure the refreshing process recorded as an error of the same
+    /// kind, so both exit alike.
+    #[test]
+    fn a_recorded_failure_comes_back_as_the_same_kind() {
+        for kind in FailureKind::ALL {
+            let recorded = RefreshFailure {
+                at: OffsetDateTime::UNIX_EPOCH,
+                kind,
+                message: "invalid_grant".into(),
+            };
+            let err = failure_error(&recorded);
+            assert_eq!(err.kind(), kind, "{err}");
+            assert!(
+                err.to_string().contains("invalid_grant (reported by"),
+                "{err}"
+            );
+        }
     }
 }

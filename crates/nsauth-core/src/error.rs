@@ -1,41 +1,47 @@
-//! nsauth's error type: a few kinds, each mapped to one exit code.
+//! nsauth's error type, grouped by what the user must do about it ([`Error::kind`]).
+//!
+//! Core decides kinds, never exit codes: the CLI maps each [`FailureKind`] to its documented
+//! exit code in one function.
 
-use crate::store::StoreError;
+use crate::store::{FailureKind, StoreError};
 
 /// Everything that can go wrong, grouped by what the user must do about it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Bad input or configuration (exit 2).
+    /// Bad input or configuration.
     #[error("{0}")]
     Invalid(String),
-    /// A NetSuite login is needed (exit 3).
+    /// A NetSuite login is needed.
     #[error("{0}")]
     LoginNeeded(String),
-    /// The store failed (exit 4).
+    /// The store failed (or was not found or is configured wrongly: see [`Error::kind`]).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// NetSuite is unreachable or keeps failing (exit 5).
+    /// NetSuite is unreachable or keeps failing.
     #[error("{0}")]
     Unreachable(String),
-    /// NetSuite refused the request for a reason a login would not fix (exit 1).
+    /// NetSuite refused the request for a reason a login would not fix.
     #[error("{0}")]
     Rejected(String),
-    /// Anything else (exit 1).
+    /// Anything else.
     #[error("{0}")]
     Other(String),
 }
 
 impl Error {
-    /// The documented process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
+    /// What kind of failure this is. A profile missing from the store and a store configured
+    /// wrongly (a bad URI, a missing setting) are [`FailureKind::Invalid`]: the caller's input
+    /// is what must change; every other store error is [`FailureKind::Store`].
+    pub fn kind(&self) -> FailureKind {
         match self {
-            Error::Invalid(_) => 2,
-            Error::LoginNeeded(_) => 3,
-            Error::Store(StoreError::NotFound(_) | StoreError::Config(_)) => 2,
-            Error::Store(_) => 4,
-            Error::Unreachable(_) => 5,
-            Error::Rejected(_) | Error::Other(_) => 1,
+            Error::Invalid(_) => FailureKind::Invalid,
+            Error::LoginNeeded(_) => FailureKind::LoginNeeded,
+            Error::Store(StoreError::NotFound(_) | StoreError::Config(_)) => FailureKind::Invalid,
+            Error::Store(_) => FailureKind::Store,
+            Error::Unreachable(_) => FailureKind::Unreachable,
+            Error::Rejected(_) => FailureKind::Rejected,
+            Error::Other(_) => FailureKind::Other,
         }
     }
 }

@@ -16,7 +16,6 @@
 
 pub mod audit;
 pub mod broker;
-pub mod doctor;
 pub mod error;
 pub mod flows;
 pub mod http;
@@ -24,6 +23,7 @@ pub mod journal;
 pub mod login;
 pub mod m2m;
 pub mod migrate;
+#[cfg(feature = "share")]
 pub mod share;
 pub mod store;
 pub mod token;

@@ -230,7 +230,7 @@ async fn retire(
     let mut retired = source.clone();
     // Tokens and lease go; only their fingerprints stay, so this copy can neither refresh
     // nor revoke the grant the destination now holds.
-    crate::share::mark_moved(&mut retired, to, OffsetDateTime::now_utc());
+    crate::store::mark_moved(&mut retired, to, OffsetDateTime::now_utc());
     retired.touch();
     src.put(name, &retired, Precondition::Match(version))
         .await?;

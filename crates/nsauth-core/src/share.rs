@@ -35,7 +35,7 @@ pub use review::{is_netsuite_url, shown, Endpoint};
 
 use crate::error::Error;
 use crate::profile::{GrantKind, Profile, ProfileName};
-use crate::store::{self, Moved, Precondition, Record, StoreError, TokenStore, Versioned};
+use crate::store::{self, Precondition, Record, StoreError, TokenStore, Versioned};
 use crate::token::TokenSet;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -319,7 +319,7 @@ pub async fn export(
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut moved = record.clone();
-        let mark = mark_moved(&mut moved, format!("share bundle {file_name}"), now);
+        let mark = store::mark_moved(&mut moved, format!("share bundle {file_name}"), now);
         // The tokens stay in the (now refresh-proof) record until the bundle is in place: a
         // crash between the two steps must not leave them nowhere but in a temporary file.
         moved.tokens = record.tokens.clone();
@@ -360,29 +360,6 @@ pub async fn export(
         }
         return Ok(exported);
     }
-}
-
-/// Marks `record` as having handed its single-use tokens to `to`: the tokens (and any
-/// lease) are dropped, and only their fingerprints stay, in the [`Moved`] marker. A moved
-/// copy can then neither refresh nor revoke the grant that now lives elsewhere.
-pub fn mark_moved(record: &mut Record, to: impl Into<String>, at: OffsetDateTime) -> Moved {
-    let fingerprints = record
-        .tokens
-        .take()
-        .map(|t| {
-            let mut f = vec![t.access_token.fingerprint()];
-            f.extend(t.refresh_token.as_ref().map(|r| r.fingerprint()));
-            f
-        })
-        .unwrap_or_default();
-    record.lease = None;
-    let mark = Moved {
-        at,
-        to: to.into(),
-        fingerprints,
-    };
-    record.moved = Some(mark.clone());
-    mark
 }
 
 /// Adds the bundle's profile (and tokens) to `store` under `name`, create-only: an existing

@@ -81,3 +81,26 @@ pub async fn within<T>(
         }),
     }
 }
+
+/// Marks `record` as having handed its single-use tokens to `to`: the tokens (and any
+/// lease) are dropped, and only their fingerprints stay, in the [`Moved`] marker. A moved
+/// copy can then neither refresh nor revoke the grant that now lives elsewhere.
+pub fn mark_moved(record: &mut Record, to: impl Into<String>, at: time::OffsetDateTime) -> Moved {
+    let fingerprints = record
+        .tokens
+        .take()
+        .map(|t| {
+            let mut f = vec![t.access_token.fingerprint()];
+            f.extend(t.refresh_token.as_ref().map(|r| r.fingerprint()));
+            f
+        })
+        .unwrap_or_default();
+    record.lease = None;
+    let mark = Moved {
+        at,
+        to: to.into(),
+        fingerprints,
+    };
+    record.moved = Some(mark.clone());
+    mark
+}

@@ -52,7 +52,7 @@ async fn waiters_back_off_and_one_refresh_reaches_netsuite() {
     let (emu, memory, name) = logged_in().await;
     emu.inject(Fault::Delay(Duration::from_millis(1500)));
     let before = emu.counters().token_requests;
-    let calls_before = memory.calls.load(Ordering::Relaxed);
+    let calls_before = memory.calls();
     const CALLERS: u64 = 16;
     let mut tasks = Vec::new();
     for _ in 0..CALLERS {
@@ -77,7 +77,7 @@ async fn waiters_back_off_and_one_refresh_reaches_netsuite() {
     );
     // Polling every 100 ms costs each waiter ~15 reads during a 1.5 s refresh; backing off
     // from 40 ms by x1.6 costs ~7.
-    let calls = memory.calls.load(Ordering::Relaxed) - calls_before;
+    let calls = memory.calls() - calls_before;
     eprintln!("{calls} store calls for {CALLERS} callers during a 1.5 s refresh");
     assert!(
         calls <= CALLERS * 10,

@@ -82,7 +82,10 @@ async fn endless_conflicts_end_at_the_deadline() {
         |_| Ok(()),
     )
     .await;
-    assert_eq!(res.map(|_| ()).map_err(|e| e.exit_code()), Err(4));
+    assert_eq!(
+        res.map(|_| ()).map_err(|e| e.kind()),
+        Err(nsauth_core::store::FailureKind::Store)
+    );
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",

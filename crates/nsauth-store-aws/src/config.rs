@@ -152,12 +152,11 @@ async fn region(uri: &StoreUri, base: &ProviderConfig, imds: bool) -> Result<Reg
                 .build(),
         );
     }
-    chain.region().await.ok_or_else(|| StoreError::Unavailable {
-        message: format!(
+    chain.region().await.ok_or_else(|| {
+        StoreError::Config(format!(
             "no AWS region for store aws-sm://{}: add ?region=REGION to the store URI, or set AWS_REGION (or a region in your AWS profile)",
             uri.prefix
-        ),
-        retryable: false,
+        ))
     })
 }
 

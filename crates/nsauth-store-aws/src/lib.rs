@@ -10,6 +10,10 @@
 //! moved to it with `RemoveFromVersionId` set to the version the writer read. The service
 //! refuses that move when another writer moved `AWSCURRENT` first, which nsauth reports as
 //! [`StoreError::Conflict`]. Creating is `CreateSecret`, which fails when the name exists.
+//! Version IDs are random UUIDs, so a version is never reused for a name. A delete first
+//! swaps `AWSCURRENT` to a tombstone version the same way (so it is conditional, and a writer
+//! holding the deleted version can never bring the record back, even during the recovery
+//! window), then deletes the secret.
 //!
 //! Region and credentials come from the URI and the standard AWS chain (`AWS_REGION`,
 //! `AWS_PROFILE`, SSO, web identity, ...). [`AwsStore::from_uri`] does no I/O: the AWS
@@ -35,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod delete;
 mod errors;
 mod identity;
 mod names;

@@ -29,11 +29,11 @@ const MAX_SECRET_BYTES: usize = 65_536;
 /// A token store in AWS Secrets Manager: one secret per profile, named `PREFIX/PROFILE`.
 /// Cheap to share behind an `Arc`; every handle has its own SDK client, built on first use.
 pub struct AwsStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    uri: uri::StoreUri,
+pub(crate) struct Inner {
+    pub(crate) uri: uri::StoreUri,
     settings: Settings,
     identity: OnceLock<Identity>,
     client: OnceCell<Client>,
@@ -58,10 +58,7 @@ impl AwsStore {
 
     /// As [`from_uri`](Self::from_uri), with explicit settings.
     pub fn from_uri_with(uri: &str, settings: Settings) -> Result<AwsStore, StoreError> {
-        let uri = uri::parse(uri).map_err(|message| StoreError::Unavailable {
-            message,
-            retryable: false,
-        })?;
+        let uri = uri::parse(uri).map_err(StoreError::Config)?;
         Ok(AwsStore {
             inner: Arc::new(Inner {
                 uri,
@@ -103,7 +100,7 @@ impl AwsStore {
     }
 
     /// Describes `secret`; `None` when it does not exist.
-    async fn describe_secret(
+    pub(crate) async fn describe_secret(
         &self,
         client: &Client,
         secret: &str,
@@ -118,7 +115,7 @@ impl AwsStore {
 
     /// The version holding `AWSCURRENT`; `None` when the secret is missing or scheduled for
     /// deletion (the record does not exist).
-    async fn current_version(
+    pub(crate) async fn current_version(
         &self,
         client: &Client,
         secret: &str,
@@ -132,7 +129,7 @@ impl AwsStore {
     }
 
     /// Creates the secret; see [`revive`](Self::revive) for a name scheduled for deletion.
-    async fn create(
+    pub(crate) async fn create(
         &self,
         client: &Client,
         secret: &str,
@@ -165,7 +162,13 @@ impl AwsStore {
             Some(d) if d.deleted_date().is_some() => {
                 self.revive(client, secret, profile, body, &d).await
             }
-            Some(_) => Err(StoreError::Conflict(profile.to_owned())),
+            Some(d) => match current_of(&d) {
+                // A delete that wrote its tombstone but could not delete the secret.
+                Some(at) if self.holds_tombstone(client, secret, &at).await => {
+                    self.swap(client, secret, profile, body, &at).await
+                }
+                _ => Err(StoreError::Conflict(profile.to_owned())),
+            },
             None => Err(StoreError::Unavailable {
                 message: format!(
                     "secret {secret} is still being deleted by AWS Secrets Manager; try again in a few seconds"
@@ -221,7 +224,7 @@ impl AwsStore {
     /// Compare-and-swap: writes `body` as a new version parked under a private stage label,
     /// then moves `AWSCURRENT` to it from `expected`. Secrets Manager refuses the move when
     /// `AWSCURRENT` is no longer on `expected`, which is the conflict.
-    async fn swap(
+    pub(crate) async fn swap(
         &self,
         client: &Client,
         secret: &str,
@@ -371,6 +374,9 @@ impl TokenStore for AwsStore {
         let version = out
             .version_id()
             .ok_or_else(|| corrupt("AWS returned it without a version ID".into()))?;
+        if crate::delete::is_tombstone(&body) {
+            return Ok(None);
+        }
         let record = decode_record(body.as_bytes()).map_err(corrupt)?;
         Ok(Some(Versioned {
             record,
@@ -398,39 +404,7 @@ impl TokenStore for AwsStore {
         name: &ProfileName,
         version: Option<&Version>,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let secret = self.secret_name(name);
-        let not_found = || StoreError::NotFound(name.to_string());
-        // Secrets Manager has no conditional delete: the version is checked just before.
-        let current = self
-            .current_version(client, &secret, name.as_str())
-            .await?
-            .ok_or_else(not_found)?;
-        if version.is_some_and(|v| v.0 != current) {
-            return Err(StoreError::Conflict(name.to_string()));
-        }
-        let uri = &self.inner.uri;
-        let mut request = client.delete_secret().secret_id(&secret);
-        request = if uri.force_delete {
-            request.force_delete_without_recovery(true)
-        } else {
-            request.recovery_window_in_days(uri.recovery_window_days)
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    code(&e),
-                    Some("ResourceNotFoundException" | "InvalidRequestException")
-                ) && self
-                    .current_version(client, &secret, name.as_str())
-                    .await?
-                    .is_none() =>
-            {
-                Err(not_found())
-            }
-            Err(e) => Err(errors::map(e, "DeleteSecret", &secret, name.as_str())),
-        }
+        self.delete_profile(name, version).await
     }
 
     async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {

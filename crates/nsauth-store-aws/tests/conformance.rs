@@ -36,3 +36,17 @@ nsauth_conformance::store_suite!({
     };
     fixture
 });
+
+/// Without `force-delete`, a deleted secret waits out its recovery window and a re-create
+/// restores and overwrites it: the re-created record's versions must not repeat the
+/// deleted one's either, and a writer holding a deleted version must never match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn version_never_reused_across_a_recovery_window_delete() {
+    let Some(endpoint) = common::moto() else {
+        return;
+    };
+    let fixture = AwsFixture {
+        uri: common::uri(&endpoint, ""),
+    };
+    nsauth_conformance::version_never_reused_across_delete(&fixture).await;
+}

@@ -29,7 +29,9 @@ fn the_guide_shows_the_policy_file_verbatim() {
             _ => vec![],
         })
         .collect();
-    let source = read("crates/nsauth-store-aws/src/store.rs");
+    let source = ["store.rs", "delete.rs"]
+        .map(|f| read(&format!("crates/nsauth-store-aws/src/{f}")))
+        .join("\n");
     for (call, action) in [
         (".create_secret()", "CreateSecret"),
         (".describe_secret()", "DescribeSecret"),

@@ -24,13 +24,17 @@ fn from_uri_does_no_io_and_rejects_bad_uris() {
     assert!(caps.compare_and_swap && caps.versioned_history);
     assert!(!caps.encrypts_at_rest && !caps.local);
 
-    for bad in ["aws-sm://", "aws-sm://x?bogus=1", "vault://x"] {
+    for bad in [
+        "aws-sm://",
+        "aws-sm://x?bogus=1",
+        "aws-sm://x?region=",
+        "aws-sm://x?region=eu-west-1&region=us-east-1",
+        "aws-sm://x?endpoint=ftp://host",
+        "aws-sm://x?recovery-window-days=99",
+        "vault://x",
+    ] {
         match AwsStore::from_uri(bad) {
-            Err(
-                e @ StoreError::Unavailable {
-                    retryable: false, ..
-                },
-            ) => {
+            Err(e @ StoreError::Config(_)) => {
                 let shown = e.to_string();
                 assert!(shown.contains("invalid aws-sm store URI"), "{shown}");
                 assert!(
@@ -38,7 +42,7 @@ fn from_uri_does_no_io_and_rejects_bad_uris() {
                     "{shown}"
                 );
             }
-            other => panic!("{bad}: expected a non-retryable error, got {other:?}"),
+            other => panic!("{bad}: expected a configuration error (exit 2), got {other:?}"),
         }
     }
 }
@@ -203,5 +207,44 @@ fn describe_is_the_resolved_identity_wherever_region_and_endpoint_come_from() {
     assert_eq!(
         uri_region,
         "aws-sm://nsauth/ci?region=us-west-2&endpoint=https://secretsmanager.us-west-2.amazonaws.com"
+    );
+}
+
+/// A store with no region anywhere (URI, environment, profile) is a configuration error
+/// that says where to put one.
+#[tokio::test]
+#[ignore = "run by no_region_is_a_configuration_error in a clean environment"]
+async fn child_without_region() {
+    let store = AwsStore::from_uri("aws-sm://nsauth").unwrap();
+    let err = store.list().await.unwrap_err();
+    println!("ERROR: {err}");
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+}
+
+#[test]
+fn no_region_is_a_configuration_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_without_region",
+            "--nocapture",
+        ])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed:\n{stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("ERROR: ").map(|(_, e)| e))
+        .expect("the child prints its error");
+    assert!(
+        line.contains("no AWS region") && line.contains("?region="),
+        "{line}"
     );
 }

@@ -4,9 +4,11 @@
 //! profile, `DIR/<profile>.json`, for a directory you sync or inspect with ordinary tools.
 //!
 //! Each file is a small JSON envelope (`{"format":"nsauth-file-record","version":N,
-//! "sealed":"…"}`) around the record sealed with the
-//! [`StoreKey`](nsauth_store_local::seal::StoreKey): the version is in plaintext, everything else
-//! is encrypted. Writes take an advisory lock on `DIR/.lock`, check the version, write a
+//! "sealed":"…","incarnation":"…"}`) around the record sealed with the
+//! [`StoreKey`](nsauth_store_local::seal::StoreKey): the version and a random incarnation,
+//! new at every create, are in plaintext, everything else is encrypted. The version handed
+//! out is `INCARNATION.N`, so it is never reused for a name, even after a delete and a
+//! re-create. Writes take an advisory lock on `DIR/.lock`, check the version, write a
 //! temporary file (0600), fsync it, rename it over the old one and fsync the directory, so a
 //! crash leaves the old record or the new one, never half of one. Reads need no lock. A file
 //! that cannot be read is reported as [`StoreError::Corrupt`] and never overwritten.

@@ -33,15 +33,16 @@ impl fmt::Debug for FileStore {
 impl FileStore {
     /// Opens the store in `dir`, creating it (0700) if needed.
     pub fn open(dir: &Path, key: StoreKey) -> Result<FileStore, StoreError> {
-        create_private_dir(dir).map_err(|e| fsutil::io_error(e, "create the directory", dir))?;
-        if !dir.is_dir() {
-            return Err(StoreError::Unavailable {
-                message: format!(
-                    "file store {} is not a directory; choose a directory for file://DIR",
-                    dir.display()
-                ),
-                retryable: false,
-            });
+        let not_a_dir = || dir.exists() && !dir.is_dir();
+        if !not_a_dir() {
+            create_private_dir(dir)
+                .map_err(|e| fsutil::io_error(e, "create the directory", dir))?;
+        }
+        if not_a_dir() {
+            return Err(StoreError::Config(format!(
+                "file store {} is not a directory; choose a directory for file://DIR",
+                dir.display()
+            )));
         }
         Ok(FileStore {
             inner: Arc::new(Inner {
@@ -60,10 +61,7 @@ impl FileStore {
             "file://DIR",
             "file:///home/me/.nsauth-profiles or file://profiles?key-file=store.key",
         )
-        .map_err(|message| StoreError::Unavailable {
-            message,
-            retryable: false,
-        })?;
+        .map_err(StoreError::Config)?;
         let key = StoreKey::resolve(parsed.key_file.as_deref())?;
         Self::open(&parsed.path, key)
     }
@@ -135,7 +133,7 @@ impl TokenStore for FileStore {
             let record = inner.key.open_record(&name, &env.sealed)?;
             Ok(Some(Versioned {
                 record,
-                version: Version(env.version.to_string()),
+                version: Version(env.store_version()),
             }))
         })
         .await
@@ -153,27 +151,29 @@ impl TokenStore for FileStore {
             let file = inner.file_name(&name)?;
             let _lock = DirLock::acquire(&inner.dir)?;
             let conflict = || StoreError::Conflict(name.to_string());
-            let version = match (condition, inner.read(&file)?) {
-                (Precondition::Create, None) => 1,
+            let envelope = match (condition, inner.read(&file)?) {
+                (Precondition::Create, None) => {
+                    Envelope::new(Envelope::new_incarnation(), 1, sealed)
+                }
                 (Precondition::Create, Some(_)) | (Precondition::Match(_), None) => {
                     return Err(conflict())
                 }
                 (Precondition::Match(want), Some(current)) => {
-                    if want.0 != current.version.to_string() {
+                    if want.0 != current.store_version() {
                         return Err(conflict());
                     }
                     // Never overwrite a record this key cannot read (wrong key, damage,
                     // newer nsauth): the caller could not have read what it replaces.
                     inner.key.open_record(&name, &current.sealed)?;
-                    current.version + 1
+                    // A file from before incarnations gets one now.
+                    let incarnation = current
+                        .incarnation
+                        .unwrap_or_else(Envelope::new_incarnation);
+                    Envelope::new(incarnation, current.version + 1, sealed)
                 }
             };
-            fsutil::replace(
-                &inner.dir,
-                &file,
-                &Envelope::new(version, sealed).to_bytes(),
-            )?;
-            Ok(Version(version.to_string()))
+            fsutil::replace(&inner.dir, &file, &envelope.to_bytes())?;
+            Ok(Version(envelope.store_version()))
         })
         .await
     }
@@ -194,7 +194,7 @@ impl TokenStore for FileStore {
                 let Some(current) = inner.read(&file)? else {
                     return Err(StoreError::NotFound(name.to_string()));
                 };
-                if want.0 != current.version.to_string() {
+                if want.0 != current.store_version() {
                     return Err(StoreError::Conflict(name.to_string()));
                 }
                 // As for put: a version is only meaningful for a record this key can read.

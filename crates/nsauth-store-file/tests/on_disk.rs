@@ -250,18 +250,80 @@ async fn from_uri_opens_with_a_key_file() {
             .unwrap()
             .is_some());
     }
-    match FileStore::from_uri("file://") {
-        Err(
-            e @ StoreError::Unavailable {
-                retryable: false, ..
-            },
-        ) => assert!(e.to_string().contains("expected file://DIR"), "{e}"),
-        other => panic!("expected a non-retryable error for a bad URI, got {other:?}"),
+    for bad in [
+        "file://",
+        "file:///tmp/profiles?bogus=1",
+        "file:///tmp/profiles?key-file=",
+        "sqlite:///tmp/profiles",
+    ] {
+        match FileStore::from_uri(bad) {
+            Err(e @ StoreError::Config(_)) => {
+                assert!(e.to_string().contains("expected file://DIR"), "{bad}: {e}")
+            }
+            other => panic!("{bad}: expected a configuration error (exit 2), got {other:?}"),
+        }
     }
     let file = tmp.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();
-    assert!(
-        FileStore::open(&file, StoreKey::generate()).is_err(),
-        "a file is not a store directory"
-    );
+    match FileStore::open(&file, StoreKey::generate()) {
+        Err(e @ StoreError::Config(_)) => {
+            assert!(e.to_string().contains("not a directory"), "{e}")
+        }
+        other => panic!("a file is not a store directory: expected Config, got {other:?}"),
+    }
+}
+
+/// A record file written before incarnations (`{"format":…,"version":3,"sealed":…}`) loads
+/// at version "3", a writer holding "3" wins, and from then on the file has an incarnation:
+/// "3" never matches again, not even after a delete and a re-create.
+#[tokio::test]
+async fn an_old_file_without_incarnation_stays_readable_and_writable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = StoreKey::generate();
+    let name = unique_name("old");
+    let old = sample_record("old");
+    let sealed = key.seal_record(&name, &old);
+    std::fs::write(
+        tmp.path().join(format!("{name}.json")),
+        format!(r#"{{"format":"nsauth-file-record","version":3,"sealed":"{sealed}"}}"#),
+    )
+    .unwrap();
+    let store = FileStore::open(tmp.path(), key).unwrap();
+    let got = store.load(&name).await.unwrap().expect("the old record");
+    assert_eq!((got.version.0.as_str(), &got.record), ("3", &old));
+
+    let newer = sample_record("newer");
+    let v4 = store
+        .put(&name, &newer, Precondition::Match(got.version.clone()))
+        .await
+        .unwrap();
+    assert!(v4.0.ends_with(".4") && v4.0.len() > 10, "{v4}");
+    let stale = store
+        .put(
+            &name,
+            &sample_record("stale"),
+            Precondition::Match(got.version.clone()),
+        )
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+
+    store.delete(&name, Some(&v4)).await.unwrap();
+    let again = store
+        .put(&name, &sample_record("again"), Precondition::Create)
+        .await
+        .unwrap();
+    assert!(again != v4 && again != got.version, "{again}");
+    for old in [&got.version, &v4] {
+        let stale = store
+            .put(
+                &name,
+                &sample_record("stale"),
+                Precondition::Match(old.clone()),
+            )
+            .await;
+        assert!(
+            matches!(stale, Err(StoreError::Conflict(_))),
+            "{old}: {stale:?}"
+        );
+    }
 }

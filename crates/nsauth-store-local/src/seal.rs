@@ -80,13 +80,13 @@ impl StoreKey {
         if let Ok(v) = std::env::var(STORE_KEY_ENV) {
             if !v.is_empty() {
                 return Self::from_base64(&v)
-                    .map_err(|e| StoreError::Denied(format!("{STORE_KEY_ENV}: {e}")));
+                    .map_err(|e| StoreError::Config(format!("{STORE_KEY_ENV}: {e}")));
             }
         }
         let path = match key_file {
             Some(p) => p.to_path_buf(),
             None => Self::default_key_file().ok_or_else(|| {
-                StoreError::Denied(format!(
+                StoreError::Config(format!(
                     "no store key: set {STORE_KEY_ENV} or {STORE_KEY_FILE_ENV}, or HOME"
                 ))
             })?,

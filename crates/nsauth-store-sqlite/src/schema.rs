@@ -16,12 +16,22 @@ use std::time::{Duration, Instant};
 const APPLICATION_ID: i32 = 0x6e73_6175;
 
 /// Each entry migrates the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE records (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE records (
         name TEXT PRIMARY KEY NOT NULL,
         version INTEGER NOT NULL,
         updated_at TEXT NOT NULL,
         sealed TEXT NOT NULL
-    ) STRICT;"];
+    ) STRICT;",
+    // Versions come from one store-wide counter that a delete never resets, so a version is
+    // never reused for a name, even across delete + re-create. It starts above every
+    // version already in the file.
+    "CREATE TABLE version_counter (
+        id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+        last INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO version_counter (id, last) SELECT 1, coalesce(max(version), 0) FROM records;",
+];
 
 /// The schema version this build writes.
 const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -240,7 +250,7 @@ mod tests {
                     |r| r.get(0),
                 )
                 .unwrap();
-            assert_eq!(tables, 1, "round {round}");
+            assert_eq!(tables, 2, "round {round}");
         }
     }
 }

@@ -36,6 +36,13 @@ impl SqliteStore {
     /// needed and migrating its schema. Fails with [`StoreError::Corrupt`] (and leaves the
     /// file alone) when it is not an nsauth database.
     pub fn open(path: &Path, key: StoreKey) -> Result<SqliteStore, StoreError> {
+        if path.is_dir() {
+            return Err(StoreError::Config(format!(
+                "sqlite store {} is a directory; give the path of a file for sqlite://PATH, e.g. {}",
+                path.display(),
+                path.join("nsauth.db").display()
+            )));
+        }
         let conn = schema::connect(path)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -55,10 +62,7 @@ impl SqliteStore {
             "sqlite://PATH",
             "sqlite:///home/me/nsauth.db or sqlite://nsauth.db?key-file=store.key",
         )
-        .map_err(|message| StoreError::Unavailable {
-            message,
-            retryable: false,
-        })?;
+        .map_err(StoreError::Config)?;
         let key = StoreKey::resolve(parsed.key_file.as_deref())?;
         Self::open(&parsed.path, key)
     }
@@ -104,6 +108,15 @@ fn row(conn: &Connection, name: &str) -> rusqlite::Result<Option<(i64, String)>>
         .optional()
 }
 
+/// Takes the next version from the store-wide counter (inside the caller's write
+/// transaction). A delete never lowers it, so no version is handed out twice.
+fn next_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("UPDATE version_counter SET last = last + 1 WHERE id = 1")?
+        .execute([])?;
+    conn.prepare_cached("SELECT last FROM version_counter WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
     fn describe(&self) -> String {
@@ -146,35 +159,34 @@ impl TokenStore for SqliteStore {
             let map = inner.map();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(&map)?;
             let conflict = || StoreError::Conflict(name.to_string());
-            let new_version = match (condition, row(&tx, name.as_str()).map_err(&map)?) {
-                (Precondition::Create, None) => {
-                    tx.execute(
-                        "INSERT INTO records (name, version, updated_at, sealed) VALUES (?1, 1, ?2, ?3)",
-                        params![name.as_str(), updated_at, sealed],
-                    )
-                    .map_err(&map)?;
-                    1
-                }
+            let current = row(&tx, name.as_str()).map_err(&map)?;
+            match (&condition, &current) {
+                (Precondition::Create, None) => {}
                 (Precondition::Create, Some(_)) | (Precondition::Match(_), None) => return Err(conflict()),
-                (Precondition::Match(want), Some((version, current))) => {
+                (Precondition::Match(want), Some((version, sealed))) => {
                     if want.0 != version.to_string() {
                         return Err(conflict());
                     }
                     // Never overwrite a record this key cannot read (wrong key, damage,
                     // newer nsauth): the caller could not have read what it replaces.
-                    inner.key.open_record(&name, &current)?;
-                    let changed = tx
-                        .execute(
-                            "UPDATE records SET version = ?1, updated_at = ?2, sealed = ?3 WHERE name = ?4 AND version = ?5",
-                            params![version + 1, updated_at, sealed, name.as_str(), version],
-                        )
-                        .map_err(&map)?;
-                    if changed != 1 {
-                        return Err(conflict());
-                    }
-                    version + 1
+                    inner.key.open_record(&name, sealed)?;
                 }
-            };
+            }
+            let new_version = next_version(&tx).map_err(&map)?;
+            let changed = match current {
+                None => tx.execute(
+                    "INSERT INTO records (name, version, updated_at, sealed) VALUES (?1, ?2, ?3, ?4)",
+                    params![name.as_str(), new_version, updated_at, sealed],
+                ),
+                Some((version, _)) => tx.execute(
+                    "UPDATE records SET version = ?1, updated_at = ?2, sealed = ?3 WHERE name = ?4 AND version = ?5",
+                    params![new_version, updated_at, sealed, name.as_str(), version],
+                ),
+            }
+            .map_err(&map)?;
+            if changed != 1 {
+                return Err(conflict());
+            }
             tx.commit().map_err(&map)?;
             Ok(Version(new_version.to_string()))
         })

@@ -307,13 +307,26 @@ async fn from_uri_opens_with_a_key_file() {
         );
     }
 
-    match SqliteStore::from_uri("sqlite://") {
-        Err(
-            e @ StoreError::Unavailable {
-                retryable: false, ..
-            },
-        ) => assert!(e.to_string().contains("expected sqlite://PATH"), "{e}"),
-        other => panic!("expected a non-retryable error for a bad URI, got {other:?}"),
+    for bad in [
+        "sqlite://",
+        "sqlite:///tmp/x.db?bogus=1",
+        "sqlite:///tmp/x.db?key-file=",
+        "sqlite:///tmp/x.db?key-file=a&key-file=b",
+        "sqlite:///tmp/x\n.db",
+        "file:///tmp/x.db",
+    ] {
+        match SqliteStore::from_uri(bad) {
+            Err(e @ StoreError::Config(_)) => {
+                let shown = e.to_string();
+                assert!(shown.contains("expected sqlite://PATH"), "{bad}: {shown}");
+                assert!(!shown.contains('\n'), "one line: {shown}");
+            }
+            other => panic!("{bad}: expected a configuration error (exit 2), got {other:?}"),
+        }
+    }
+    match SqliteStore::open(tmp.path(), StoreKey::generate()) {
+        Err(e @ StoreError::Config(_)) => assert!(e.to_string().contains("is a directory"), "{e}"),
+        other => panic!("a directory is not a store file: expected Config, got {other:?}"),
     }
 }
 

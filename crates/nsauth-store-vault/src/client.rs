@@ -33,10 +33,10 @@ impl AuthSource {
                 role_id: role_id.clone(),
                 secret_id: secret_id.clone(),
             }),
-            (Some(_), None) => Err(StoreError::Denied(
+            (Some(_), None) => Err(StoreError::Config(
                 "VAULT_ROLE_ID is set but VAULT_SECRET_ID is not; AppRole login needs both".into(),
             )),
-            (None, Some(_)) => Err(StoreError::Denied(
+            (None, Some(_)) => Err(StoreError::Config(
                 "VAULT_SECRET_ID is set but VAULT_ROLE_ID is not; AppRole login needs both".into(),
             )),
             (None, None) => Ok(AuthSource::TokenFile(s.token_file.clone())),
@@ -93,24 +93,23 @@ impl Client {
             builder = builder.tls_built_in_root_certs(false);
         }
         if let Some(path) = &settings.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| StoreError::Unavailable {
-                message: format!("cannot read VAULT_CACERT {}: {e}", path.display()),
-                retryable: false,
+            let pem = std::fs::read(path).map_err(|e| {
+                StoreError::Config(format!(
+                    "cannot read VAULT_CACERT {}: {e}; point it at a PEM file of CA certificates",
+                    path.display()
+                ))
             })?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                StoreError::Unavailable {
-                    message: format!(
-                        "VAULT_CACERT {} is not a PEM certificate file: {e}",
-                        path.display()
-                    ),
-                    retryable: false,
-                }
+                StoreError::Config(format!(
+                    "VAULT_CACERT {} is not a PEM certificate file: {e}",
+                    path.display()
+                ))
             })?;
             if certs.is_empty() {
-                return Err(StoreError::Unavailable {
-                    message: format!("VAULT_CACERT {} holds no certificate", path.display()),
-                    retryable: false,
-                });
+                return Err(StoreError::Config(format!(
+                    "VAULT_CACERT {} holds no certificate; point it at a PEM file of CA certificates",
+                    path.display()
+                )));
             }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
@@ -125,9 +124,10 @@ impl Client {
         let mut headers = HeaderMap::new();
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
         if let Some(ns) = &settings.namespace {
-            let value = HeaderValue::from_str(ns).map_err(|_| StoreError::Unavailable {
-                message: "VAULT_NAMESPACE holds characters not allowed in an HTTP header".into(),
-                retryable: false,
+            let value = HeaderValue::from_str(ns).map_err(|_| {
+                StoreError::Config(
+                    "VAULT_NAMESPACE holds characters not allowed in an HTTP header; set it to the namespace path, e.g. admin/team-a".into(),
+                )
             })?;
             headers.insert("X-Vault-Namespace", value);
         }

@@ -20,8 +20,8 @@ pub(crate) enum Op {
     ReadMetadata,
     /// `PATCH MOUNT/metadata/PREFIX/NAME`.
     PatchMetadata,
-    /// `DELETE MOUNT/metadata/PREFIX/NAME`.
-    DeleteMetadata,
+    /// `POST MOUNT/destroy/PREFIX/NAME`.
+    Destroy,
     /// `LIST MOUNT/metadata/PREFIX/`.
     List,
     /// `POST auth/APPROLE/login`.
@@ -37,7 +37,7 @@ impl Op {
             Op::Write => "writing a profile",
             Op::ReadMetadata => "reading a profile's metadata",
             Op::PatchMetadata => "recording the writer in the custom metadata",
-            Op::DeleteMetadata => "deleting a profile",
+            Op::Destroy => "destroying a deleted profile's versions",
             Op::List => "listing profiles",
             Op::Login => "AppRole login",
             Op::MountCheck => "checking the mount",
@@ -51,7 +51,7 @@ impl Op {
             Op::Write => Some((r#""create","update""#, "data")),
             Op::ReadMetadata => Some((r#""read""#, "metadata")),
             Op::PatchMetadata => Some((r#""patch""#, "metadata")),
-            Op::DeleteMetadata => Some((r#""read","delete""#, "metadata")),
+            Op::Destroy => Some((r#""update""#, "destroy")),
             Op::List => Some((r#""list""#, "metadata")),
             Op::Login | Op::MountCheck => None,
         }

@@ -10,9 +10,13 @@
 //! - **History**: Vault keeps older versions; the secret's custom metadata records which
 //!   nsauth process (`user@host`, plus a CI run id) wrote each recent version
 //!   (`nsauth_v7 = "ci@runner-3 (GITHUB_RUN_ID=…) at 2026-…Z"`); see [`VaultStore::history`].
-//! - **Delete** removes the secret with all its versions (its metadata). KV v2 has no
-//!   conditional delete, so a delete at a version reads the current version first and
-//!   compares: a write landing between the two is deleted too.
+//! - **Delete** writes a tombstone version with check-and-set on the version read (the
+//!   conditional delete KV v2 lacks: a write landing in between makes it a conflict), then
+//!   destroys the data of every version. The metadata stays, so a re-created profile's
+//!   versions continue from the deleted one's: a version is never reused for a name, and a
+//!   writer holding a deleted version never matches. Deleting needs `update` on
+//!   `MOUNT/destroy/PREFIX/*` (docs/stores/vault-policy.hcl). A secret whose current version
+//!   is deleted, destroyed or a tombstone does not exist for nsauth.
 //! - **Errors**: 403 is [`StoreError::Denied`] naming the policy path and capabilities that
 //!   are missing; a sealed server, 5xx and connection failures are retryable
 //!   [`StoreError::Unavailable`]; a secret that is not an nsauth record is
@@ -46,7 +50,9 @@
 #![warn(missing_docs)]
 
 mod client;
+mod delete;
 mod errors;
+mod kv;
 mod settings;
 mod store;
 mod uri;

@@ -91,9 +91,8 @@ impl VaultSettings {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let skip_verify = match var("VAULT_SKIP_VERIFY") {
             None => false,
-            Some(v) => parse_bool(&v).ok_or_else(|| StoreError::Unavailable {
-                message: "VAULT_SKIP_VERIFY must be true or false (or 1 or 0)".into(),
-                retryable: false,
+            Some(v) => parse_bool(&v).ok_or_else(|| {
+                StoreError::Config("VAULT_SKIP_VERIFY must be true or false (or 1 or 0)".into())
             })?,
         };
         Ok(Self {

@@ -2,6 +2,7 @@
 
 use crate::client::Client;
 use crate::errors::{self, Op};
+use crate::kv::{json_shape, Envelope, Metadata};
 use crate::settings::VaultSettings;
 use crate::uri;
 use async_trait::async_trait;
@@ -10,11 +11,22 @@ use nsauth_store::{Capabilities, Precondition, Record, Version, Versioned};
 use nsauth_store::{ProfileName, StoreError, TokenStore};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::fmt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zeroize::Zeroize;
+
+use crate::delete::TOMBSTONE_FIELD;
+
+/// What the current version of a profile's secret holds.
+enum Current {
+    /// No secret, or its current version was deleted or destroyed.
+    Absent,
+    /// The tombstone of a delete (at this KV version) whose destruction did not finish.
+    Tombstone(u64),
+    /// A record.
+    Record(Box<Versioned>),
+}
 
 /// The field of the KV secret that holds the record JSON.
 const RECORD_FIELD: &str = "record";
@@ -28,7 +40,7 @@ const MAX_WRITER_LEN: usize = 500;
 /// Every handle has its own HTTP client and its own token; handles in different processes
 /// coordinate through KV v2's check-and-set. Cheap to share behind an `Arc`.
 pub struct VaultStore {
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl fmt::Debug for VaultStore {
@@ -67,12 +79,7 @@ impl VaultStore {
 
     /// Like [`from_uri`](Self::from_uri), with explicit settings instead of the environment.
     pub fn from_uri_with(uri: &str, settings: &VaultSettings) -> Result<VaultStore, StoreError> {
-        let parsed = uri::parse(uri, settings.addr.as_deref()).map_err(|message| {
-            StoreError::Unavailable {
-                message,
-                retryable: false,
-            }
-        })?;
+        let parsed = uri::parse(uri, settings.addr.as_deref()).map_err(StoreError::Config)?;
         Ok(VaultStore {
             client: Client::new(parsed, settings)?,
         })
@@ -99,7 +106,9 @@ impl VaultStore {
     }
 
     /// The versions Vault keeps of a profile, oldest first, with the nsauth process that
-    /// wrote each (from the custom metadata). Empty when the profile does not exist.
+    /// wrote each (from the custom metadata). Empty when the profile never existed; after a
+    /// delete, its versions (and the delete's tombstone) are listed as `deleted`, their data
+    /// destroyed.
     pub async fn history(&self, name: &ProfileName) -> Result<Vec<VersionInfo>, StoreError> {
         let Some(meta) = self.read_metadata(name).await? else {
             return Ok(Vec::new());
@@ -140,7 +149,10 @@ impl VaultStore {
     }
 
     /// `GET MOUNT/metadata/PREFIX/NAME`; `None` when there is no such secret.
-    async fn read_metadata(&self, name: &ProfileName) -> Result<Option<Metadata>, StoreError> {
+    pub(crate) async fn read_metadata(
+        &self,
+        name: &ProfileName,
+    ) -> Result<Option<Metadata>, StoreError> {
         let url = self.client.kv_url("metadata", Some(name.as_str()));
         let answer = self
             .client
@@ -168,11 +180,23 @@ impl VaultStore {
         cas: u64,
     ) -> Result<Option<u64>, StoreError> {
         let mut json = serde_json::to_string(record).expect("records serialise");
+        let data = serde_json::json!({ RECORD_FIELD: &json });
+        json.zeroize();
+        self.write_data(name, data, cas).await
+    }
+
+    /// Writes `data` as the secret's next version with `options.cas = cas`; `Ok(None)` on a
+    /// check-and-set mismatch.
+    pub(crate) async fn write_data(
+        &self,
+        name: &ProfileName,
+        data: serde_json::Value,
+        cas: u64,
+    ) -> Result<Option<u64>, StoreError> {
         let body = serde_json::json!({
             "options": { "cas": cas },
-            "data": { RECORD_FIELD: &json },
+            "data": data,
         });
-        json.zeroize();
         let url = self.client.kv_url("data", Some(name.as_str()));
         let answer = self
             .client
@@ -204,6 +228,57 @@ impl VaultStore {
                 )
                 .into(),
             })
+    }
+
+    /// Reads the current version: a record, a delete's tombstone, or nothing.
+    async fn read_current(&self, name: &ProfileName) -> Result<Current, StoreError> {
+        #[derive(Deserialize)]
+        struct Read {
+            data: Option<serde_json::Map<String, serde_json::Value>>,
+            metadata: ReadMeta,
+        }
+        #[derive(Deserialize)]
+        struct ReadMeta {
+            version: u64,
+        }
+        let url = self.client.kv_url("data", Some(name.as_str()));
+        let mut answer = self.client.kv(Op::Read, Method::GET, url, None).await?;
+        match answer.status {
+            // Absent, or its current version was deleted with `kv delete` / destroyed.
+            StatusCode::NOT_FOUND => return Ok(Current::Absent),
+            s if s.is_success() => {}
+            s => {
+                return Err(errors::status(
+                    Op::Read,
+                    s,
+                    &answer.body,
+                    &self.client.target(),
+                ))
+            }
+        }
+        let parsed = serde_json::from_slice::<Envelope<Read>>(&answer.body);
+        answer.body.zeroize();
+        let read = parsed.map_err(|e| self.corrupt_answer(name, 0, &e))?.data;
+        let version = read.metadata.version;
+        let corrupt =
+            |why: &str| errors::corrupt(&self.client.target(), name.as_str(), version, why);
+        let mut data = read.data.ok_or_else(|| corrupt("the secret has no data"))?;
+        if data.contains_key(TOMBSTONE_FIELD) {
+            return Ok(Current::Tombstone(version));
+        }
+        let Some(serde_json::Value::String(mut json)) = data.remove(RECORD_FIELD) else {
+            return Err(corrupt(
+                "the secret has no \"record\" text field, so nsauth did not write it; \
+                 move it out of the nsauth prefix or delete it",
+            ));
+        };
+        let record = decode_record(json.as_bytes());
+        json.zeroize();
+        let record = record.map_err(|why| corrupt(&why))?;
+        Ok(Current::Record(Box::new(Versioned {
+            record,
+            version: Version(version.to_string()),
+        })))
     }
 
     /// Records which nsauth process wrote `version` in the secret's custom metadata, and
@@ -257,61 +332,6 @@ fn writer_key(version: u64) -> String {
     format!("nsauth_v{version}")
 }
 
-/// A serde error described by kind and position only: never by the data, which may be secret.
-fn json_shape(e: &serde_json::Error) -> String {
-    format!(
-        "{:?} at line {} column {}",
-        e.classify(),
-        e.line(),
-        e.column()
-    )
-}
-
-#[derive(Deserialize)]
-struct Envelope<T> {
-    data: T,
-}
-
-#[derive(Deserialize)]
-struct Metadata {
-    current_version: u64,
-    #[serde(default)]
-    versions: HashMap<String, VersionMeta>,
-    #[serde(default)]
-    custom_metadata: Option<HashMap<String, String>>,
-}
-
-impl Metadata {
-    /// Whether the current version can be read (not soft-deleted or destroyed).
-    fn current_is_live(&self) -> bool {
-        self.versions
-            .get(&self.current_version.to_string())
-            .is_some_and(|v| !v.is_deleted())
-    }
-}
-
-#[derive(Deserialize)]
-struct VersionMeta {
-    #[serde(default)]
-    created_time: String,
-    #[serde(default)]
-    deletion_time: String,
-    #[serde(default)]
-    destroyed: bool,
-}
-
-impl VersionMeta {
-    fn is_deleted(&self) -> bool {
-        if self.destroyed {
-            return true;
-        }
-        match OffsetDateTime::parse(&self.deletion_time, &Rfc3339) {
-            Ok(at) => at <= OffsetDateTime::now_utc(),
-            Err(_) => !self.deletion_time.is_empty(),
-        }
-    }
-}
-
 #[async_trait]
 impl TokenStore for VaultStore {
     fn describe(&self) -> String {
@@ -331,50 +351,10 @@ impl TokenStore for VaultStore {
     }
 
     async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
-        #[derive(Deserialize)]
-        struct Read {
-            data: Option<serde_json::Map<String, serde_json::Value>>,
-            metadata: ReadMeta,
-        }
-        #[derive(Deserialize)]
-        struct ReadMeta {
-            version: u64,
-        }
-        let url = self.client.kv_url("data", Some(name.as_str()));
-        let mut answer = self.client.kv(Op::Read, Method::GET, url, None).await?;
-        match answer.status {
-            // Absent, or its current version was deleted with `kv delete` / destroyed.
-            StatusCode::NOT_FOUND => return Ok(None),
-            s if s.is_success() => {}
-            s => {
-                return Err(errors::status(
-                    Op::Read,
-                    s,
-                    &answer.body,
-                    &self.client.target(),
-                ))
-            }
-        }
-        let parsed = serde_json::from_slice::<Envelope<Read>>(&answer.body);
-        answer.body.zeroize();
-        let read = parsed.map_err(|e| self.corrupt_answer(name, 0, &e))?.data;
-        let version = read.metadata.version;
-        let corrupt =
-            |why: &str| errors::corrupt(&self.client.target(), name.as_str(), version, why);
-        let mut data = read.data.ok_or_else(|| corrupt("the secret has no data"))?;
-        let Some(serde_json::Value::String(mut json)) = data.remove(RECORD_FIELD) else {
-            return Err(corrupt(
-                "the secret has no \"record\" text field, so nsauth did not write it; \
-                 move it out of the nsauth prefix or delete it",
-            ));
-        };
-        let record = decode_record(json.as_bytes());
-        json.zeroize();
-        let record = record.map_err(|why| corrupt(&why))?;
-        Ok(Some(Versioned {
-            record,
-            version: Version(version.to_string()),
-        }))
+        Ok(match self.read_current(name).await? {
+            Current::Record(versioned) => Some(*versioned),
+            Current::Absent | Current::Tombstone(_) => None,
+        })
     }
 
     async fn put(
@@ -396,9 +376,19 @@ impl TokenStore for VaultStore {
         if written.is_none() && condition == Precondition::Create {
             // A secret whose current version was deleted with `kv delete` (or destroyed)
             // reads as absent, so create-only may replace it, still under check-and-set.
+            // So may it replace the tombstone of a delete that could not destroy it.
             if let Some(meta) = self.read_metadata(name).await? {
                 if !meta.current_is_live() {
                     written = self.write(name, record, meta.current_version).await?;
+                } else {
+                    match self.read_current(name).await {
+                        Ok(Current::Tombstone(at)) => {
+                            written = self.write(name, record, at).await?;
+                        }
+                        // A record (or a secret that is not one) is there: a conflict.
+                        Ok(_) | Err(StoreError::Corrupt { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -412,35 +402,7 @@ impl TokenStore for VaultStore {
         name: &ProfileName,
         version: Option<&Version>,
     ) -> Result<(), StoreError> {
-        // KV v2 has no check-and-set delete: read the current version, compare, then delete
-        // the metadata (all versions). A write landing between the two is deleted with the rest.
-        let meta = self
-            .read_metadata(name)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(name.to_string()))?;
-        if let Some(expected) = version {
-            if !meta.current_is_live() {
-                return Err(StoreError::NotFound(name.to_string()));
-            }
-            if expected.0 != meta.current_version.to_string() {
-                return Err(StoreError::Conflict(name.to_string()));
-            }
-        }
-        let url = self.client.kv_url("metadata", Some(name.as_str()));
-        let answer = self
-            .client
-            .kv(Op::DeleteMetadata, Method::DELETE, url, None)
-            .await?;
-        match answer.status {
-            s if s.is_success() => Ok(()),
-            StatusCode::NOT_FOUND => Err(StoreError::NotFound(name.to_string())),
-            s => Err(errors::status(
-                Op::DeleteMetadata,
-                s,
-                &answer.body,
-                &self.client.target(),
-            )),
-        }
+        self.delete_profile(name, version).await
     }
 
     async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {
@@ -476,7 +438,7 @@ impl TokenStore for VaultStore {
                 ))
             }
         };
-        let mut names: Vec<ProfileName> = keys
+        let names: Vec<ProfileName> = keys
             .iter()
             // Sub-folders (`team-a/`) are other stores' prefixes, not profiles.
             .filter(|k| !k.ends_with('/'))
@@ -491,7 +453,19 @@ impl TokenStore for VaultStore {
                 }
             })
             .collect();
-        names.sort();
-        Ok(names)
+        // A deleted profile keeps its metadata (so that its versions are never reused):
+        // only names whose current version is live are profiles.
+        let mut live = Vec::with_capacity(names.len());
+        for name in names {
+            if self
+                .read_metadata(&name)
+                .await?
+                .is_some_and(|m| m.current_is_live())
+            {
+                live.push(name);
+            }
+        }
+        live.sort();
+        Ok(live)
     }
 }

@@ -104,10 +104,10 @@ async fn no_token_at_all_says_how_to_get_one() {
     );
 
     settings.role_id = Some("role".into());
-    expect_denied(
-        VaultStore::from_uri_with("vault+http://127.0.0.1:1/secret/nsauth", &settings),
-        &["VAULT_SECRET_ID"],
-    );
+    match VaultStore::from_uri_with("vault+http://127.0.0.1:1/secret/nsauth", &settings) {
+        Err(e @ StoreError::Config(_)) => assert!(e.to_string().contains("VAULT_SECRET_ID")),
+        other => panic!("half an AppRole is a configuration error, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -201,7 +201,7 @@ async fn old_writer_entries_are_dropped() {
 }
 
 #[tokio::test]
-async fn delete_removes_every_version() {
+async fn delete_destroys_every_version_and_versions_keep_counting() {
     let bao = bao_or_skip!();
     let prefix = bao.unique_prefix();
     let store = bao.store(&prefix);
@@ -211,34 +211,136 @@ async fn delete_removes_every_version() {
         .await
         .unwrap();
     let v2 = store
-        .put(&name, &sample_record("b"), Precondition::Match(v1))
+        .put(&name, &sample_record("b"), Precondition::Match(v1.clone()))
         .await
         .unwrap();
     store.delete(&name, Some(&v2)).await.unwrap();
 
-    let (status, _) = bao
-        .root(
+    // No record data is left: every version, and the delete's tombstone (3), is destroyed.
+    let meta = bao
+        .root_ok(
             "GET",
             &format!("{}/metadata/{prefix}/{name}", bao.mount),
             None,
         )
         .await;
-    assert_eq!(status, 404, "no metadata is left");
-    let (status, _) = bao
-        .root(
-            "GET",
-            &format!("{}/data/{prefix}/{name}?version=1", bao.mount),
-            None,
-        )
-        .await;
-    assert_eq!(status, 404, "no old version is left");
+    let versions = meta["data"]["versions"].as_object().unwrap();
+    assert_eq!(versions.len(), 3, "{meta}");
+    assert!(
+        versions.values().all(|v| v["destroyed"] == json!(true)),
+        "{meta}"
+    );
+    for v in 1..=3 {
+        let (status, body) = bao
+            .root(
+                "GET",
+                &format!("{}/data/{prefix}/{name}?version={v}", bao.mount),
+                None,
+            )
+            .await;
+        assert_eq!(status, 404, "version {v} is gone: {body}");
+    }
+    assert!(store.load(&name).await.unwrap().is_none());
     assert!(!store.list().await.unwrap().contains(&name));
-    // The name starts again at version 1.
+
+    // The name continues after the tombstone instead of starting again at 1, so the old
+    // versions never match the new record.
     let again = store
         .put(&name, &sample_record("c"), Precondition::Create)
         .await
         .unwrap();
-    assert_eq!(again, Version("1".into()));
+    assert_eq!(again, Version("4".into()));
+    for old in [&v1, &v2] {
+        assert!(matches!(
+            store
+                .put(
+                    &name,
+                    &sample_record("stale"),
+                    Precondition::Match(old.clone())
+                )
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    store.delete(&name, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_that_may_not_destroy_cannot_delete_and_changes_nothing() {
+    let bao = bao_or_skip!();
+    let prefix = bao.unique_prefix();
+    let name = unique_name("keep");
+    // The documented policy without its destroy path: an older nsauth's policy.
+    let mount = &bao.mount;
+    let policy = format!(
+        r#"path "{mount}/data/nsauth/*" {{ capabilities = ["create", "read", "update"] }}
+path "{mount}/metadata/nsauth/*" {{ capabilities = ["list", "read", "patch", "delete"] }}"#
+    );
+    let policy_name = format!("no-destroy-{}", uuid::Uuid::new_v4().simple());
+    bao.root_ok(
+        "PUT",
+        &format!("sys/policies/acl/{policy_name}"),
+        Some(json!({ "policy": policy })),
+    )
+    .await;
+    let created = bao
+        .root_ok(
+            "POST",
+            "auth/token/create",
+            Some(json!({ "policies": [policy_name], "ttl": "10m" })),
+        )
+        .await;
+    let token = created["auth"]["client_token"].as_str().unwrap();
+    let store = VaultStore::from_uri_with(&bao.uri(&prefix), &bao.settings(token)).unwrap();
+    let record = sample_record("keep");
+    let v1 = store
+        .put(&name, &record, Precondition::Create)
+        .await
+        .unwrap();
+
+    let destroy = format!("{mount}/destroy/{prefix}/*");
+    expect_denied(
+        store.delete(&name, Some(&v1)).await,
+        &[r#"needs "update" on "#, &destroy],
+    );
+    expect_denied(store.delete(&name, None).await, &[&destroy]);
+    let got = store.load(&name).await.unwrap().expect("still there");
+    assert_eq!((got.version, got.record), (v1, record));
+    bao.store(&prefix).delete(&name, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_tombstone_of_an_unfinished_delete_reads_as_absent() {
+    let bao = bao_or_skip!();
+    let prefix = bao.unique_prefix();
+    let store = bao.store(&prefix);
+    let name = unique_name("tomb");
+    let v1 = store
+        .put(&name, &sample_record("t"), Precondition::Create)
+        .await
+        .unwrap();
+    // A delete that wrote its tombstone (version 2) but could not destroy it.
+    let path = format!("{}/data/{prefix}/{name}", bao.mount);
+    bao.root_ok(
+        "POST",
+        &path,
+        Some(json!({ "options": { "cas": 1 }, "data": { "nsauth_deleted": "x at t" } })),
+    )
+    .await;
+    assert!(store.load(&name).await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .put(&name, &sample_record("stale"), Precondition::Match(v1))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let record = sample_record("again");
+    let v3 = store
+        .put(&name, &record, Precondition::Create)
+        .await
+        .unwrap();
+    assert_eq!(v3, Version("3".into()));
+    assert_eq!(store.load(&name).await.unwrap().unwrap().record, record);
     store.delete(&name, None).await.unwrap();
 }
 

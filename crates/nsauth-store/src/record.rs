@@ -146,14 +146,87 @@ pub struct Lease {
 
 /// A failed refresh, recorded for the processes that waited on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredFailure")]
 pub struct RefreshFailure {
     /// When it failed.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// The exit code the failure maps to.
-    pub exit_code: i32,
+    /// What kind of failure it was.
+    pub kind: FailureKind,
     /// The one-line, secret-free message.
     pub message: String,
+}
+
+/// A [`RefreshFailure`] as stored: records written before the kind was stored carry the
+/// CLI's exit code instead (`"exit_code": 3`), and still read; a kind written by a newer
+/// version reads as [`FailureKind::Other`] rather than making the whole record unreadable.
+#[derive(Deserialize)]
+struct StoredFailure {
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    exit_code: Option<i64>,
+    message: String,
+}
+
+impl From<StoredFailure> for RefreshFailure {
+    fn from(f: StoredFailure) -> Self {
+        let legacy = |code| match code {
+            2 => FailureKind::Invalid,
+            3 => FailureKind::LoginNeeded,
+            4 => FailureKind::Store,
+            5 => FailureKind::Unreachable,
+            _ => FailureKind::Other,
+        };
+        RefreshFailure {
+            at: f.at,
+            kind: match (f.kind, f.exit_code) {
+                (Some(k), _) => serde_json::from_value(serde_json::Value::String(k))
+                    .unwrap_or(FailureKind::Other),
+                (None, Some(code)) => legacy(code),
+                (None, None) => FailureKind::Other,
+            },
+            message: f.message,
+        }
+    }
+}
+
+/// What kind of failure an error is: what the person or program facing it has to do. The
+/// broker records it in [`RefreshFailure`] for the processes that waited on a refresh, and the
+/// CLI turns it into its exit code (in one place).
+///
+/// Not `#[non_exhaustive]` on purpose: a new kind must be placed by every mapping that matches
+/// on it, which the compiler then enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Bad input or configuration (a flag, a profile that does not exist, a store URI): fix
+    /// it, then try again.
+    Invalid,
+    /// A NetSuite user must log in (again).
+    LoginNeeded,
+    /// The store failed (unreachable, refused access, unreadable record).
+    Store,
+    /// NetSuite is unreachable or keeps failing.
+    Unreachable,
+    /// NetSuite refused for a reason a login would not fix.
+    Rejected,
+    /// Anything else.
+    Other,
+}
+
+impl FailureKind {
+    /// Every kind, for code that must treat each one (tables, tests).
+    pub const ALL: [FailureKind; 6] = [
+        FailureKind::Invalid,
+        FailureKind::LoginNeeded,
+        FailureKind::Store,
+        FailureKind::Unreachable,
+        FailureKind::Rejected,
+        FailureKind::Other,
+    ];
 }
 
 /// A login started but not yet finished.
@@ -201,4 +274,76 @@ fn classify(e: &serde_json::Error) -> String {
         e.line(),
         e.column()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(json: &str) -> RefreshFailure {
+        serde_json::from_str(json).expect(json)
+    }
+
+    #[test]
+    fn failures_store_a_kind_not_a_number() {
+        let f = RefreshFailure {
+            at: OffsetDateTime::UNIX_EPOCH,
+            kind: FailureKind::LoginNeeded,
+            message: "invalid_grant".into(),
+        };
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"at": "1970-01-01T00:00:00Z", "kind": "login_needed", "message": "invalid_grant"})
+        );
+        assert_eq!(serde_json::from_value::<RefreshFailure>(v).unwrap(), f);
+    }
+
+    #[test]
+    fn failures_written_by_older_versions_still_read() {
+        let old = |code: &str| {
+            failure(&format!(
+                r#"{{"at": "2026-11-20T14:02:03Z", "exit_code": {code}, "message": "m"}}"#
+            ))
+            .kind
+        };
+        assert_eq!(old("3"), FailureKind::LoginNeeded);
+        assert_eq!(old("5"), FailureKind::Unreachable);
+        assert_eq!(old("4"), FailureKind::Store);
+        assert_eq!(old("2"), FailureKind::Invalid);
+        assert_eq!(old("1"), FailureKind::Other);
+        assert_eq!(old("-9"), FailureKind::Other);
+        let f = failure(r#"{"at": "2026-11-20T14:02:03Z", "exit_code": 3, "message": "refused"}"#);
+        assert_eq!(f.message, "refused");
+        assert_eq!(f.at.unix_timestamp(), 1_795_183_323);
+        // A whole record of the older version, as a store holds it.
+        let mut rec = Record::new(Profile {
+            account_id: crate::account::AccountId::parse("1234567").unwrap(),
+            client_id: "c".into(),
+            client_secret: None,
+            redirect_uri: None,
+            scopes: vec!["rest_webservices".into()],
+            grant: crate::profile::GrantKind::AuthorizationCode,
+            certificate_id: None,
+            private_key: None,
+            certificate_pem: None,
+            endpoints: crate::profile::EndpointOverrides::default(),
+            refresh_token_validity_hours: None,
+        });
+        rec.last_failure = Some(f);
+        let mut stored = serde_json::to_value(&rec).unwrap();
+        stored["last_failure"] =
+            serde_json::json!({"at": "2026-11-20T14:02:03Z", "exit_code": 3, "message": "refused"});
+        let back = decode_record(&serde_json::to_vec(&stored).unwrap()).unwrap();
+        assert_eq!(back.last_failure.unwrap().kind, FailureKind::LoginNeeded);
+        assert!(!String::from_utf8(encode_record(&rec))
+            .unwrap()
+            .contains("exit_code"));
+    }
+
+    #[test]
+    fn a_kind_from_a_newer_version_reads_as_other() {
+        let f = failure(r#"{"at": "2026-11-20T14:02:03Z", "kind": "quantum", "message": "m"}"#);
+        assert_eq!(f.kind, FailureKind::Other);
+    }
 }

@@ -1,9 +1,10 @@
 //! `nsauth audit`: read the audit trail; and the one place commands find their audit log.
 
 use super::Ctx;
+use crate::exit::Exit;
 use crate::output;
 use nsauth_core::audit::{AuditEvent, AuditFilter, AuditLog, AuditRecord};
-use nsauth_core::Error;
+use nsauth_core::{Error, TokenStore};
 use std::path::PathBuf;
 use time::OffsetDateTime;
 
@@ -22,26 +23,32 @@ pub struct AuditArgs {
     pub last: Option<usize>,
 }
 
-/// The audit log of this invocation: `--audit-log` / `NSAUTH_AUDIT_LOG`, else `audit.jsonl`
-/// beside a local store, else `~/.local/state/nsauth/audit.jsonl`.
-pub fn audit_log_for(ctx: &Ctx) -> AuditLog {
-    let path = ctx
-        .audit_log
-        .clone()
-        .filter(|p| !p.as_os_str().is_empty())
-        .or_else(|| AuditLog::default_path(&ctx.store_uri))
+/// The audit log of this invocation on `store`: `--audit-log` / `NSAUTH_AUDIT_LOG`, else
+/// `audit.jsonl` beside a local store, else `~/.local/state/nsauth/audit.jsonl`.
+pub fn audit_log_for(ctx: &Ctx, store: &dyn TokenStore) -> AuditLog {
+    let path = explicit(ctx)
+        .or_else(|| AuditLog::default_path(store))
         .unwrap_or_else(|| PathBuf::from(".local/state/nsauth/audit.jsonl"));
     AuditLog::new(path)
 }
 
-/// Records one event in this invocation's audit log (never fails).
-pub fn record(ctx: &Ctx, event: &AuditEvent) {
-    audit_log_for(ctx).record(event);
+/// `--audit-log` / `NSAUTH_AUDIT_LOG`, when given.
+fn explicit(ctx: &Ctx) -> Option<PathBuf> {
+    ctx.audit_log.clone().filter(|p| !p.as_os_str().is_empty())
 }
 
-pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, Error> {
+/// Records one event in the audit log of `store` (never fails).
+pub fn record(ctx: &Ctx, store: &dyn TokenStore, event: &AuditEvent) {
+    audit_log_for(ctx, store).record(event);
+}
+
+pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit, Error> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let log = audit_log_for(ctx);
+    // An explicit --audit-log needs no store; otherwise the log's place depends on it.
+    let log = match explicit(ctx) {
+        Some(path) => AuditLog::new(path),
+        None => audit_log_for(ctx, ctx.store()?.as_ref()),
+    };
     let read = log.read_all(&AuditFilter {
         profile: args.for_profile.clone(),
         since,
@@ -63,7 +70,7 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, Error> {
             "{}",
             serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into())
         );
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     if records.is_empty() {
         ctx.note(format!("no audit events in {}", log.path().display()));
@@ -71,7 +78,7 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<u8, Error> {
     for r in &records {
         println!("{}", line(r));
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// `2026-11-20T14:02:03Z  refresh        prod  ok  token 1a2b3c4d5e6f  by alice@host (GITHUB_RUN_ID=1)  [store]: detail`

@@ -1,5 +1,6 @@
 //! `nsauth emulator` and `nsauth demo`.
 
+use crate::exit::Exit;
 use crate::output;
 use nsauth_core::broker::{Broker, BrokerConfig};
 use nsauth_core::http::Http;
@@ -25,7 +26,7 @@ fn loopback_addr(listen: &str) -> Result<SocketAddr, Error> {
     Ok(addr)
 }
 
-pub async fn emulator(listen: &str) -> Result<u8, Error> {
+pub async fn emulator(listen: &str) -> Result<Exit, Error> {
     let emu = Emulator::start(loopback_addr(listen)?)
         .await
         .map_err(|e| Error::Invalid(format!("cannot start the emulator on {listen}: {e}")))?;
@@ -52,14 +53,14 @@ pub async fn emulator(listen: &str) -> Result<u8, Error> {
         .await
         .map_err(|e| Error::Other(e.to_string()))?;
     emu.shutdown().await;
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 fn step(n: usize, what: &str, detail: impl std::fmt::Display) {
     println!("[{n}/7] {what:<9} {detail}");
 }
 
-pub async fn demo(store_uri: Option<String>) -> Result<u8, Error> {
+pub async fn demo(store_uri: Option<String>) -> Result<Exit, Error> {
     let tmp = tempfile::tempdir()
         .map_err(|e| Error::Other(format!("cannot create a temporary directory: {e}")))?;
     let uri = match store_uri {
@@ -196,7 +197,7 @@ pub async fn demo(store_uri: Option<String>) -> Result<u8, Error> {
         Err(e @ Error::LoginNeeded(_)) => step(
             7,
             "token",
-            format!("now says: {e} (exit code {})", e.exit_code()),
+            format!("now says: {e} (exit code {})", crate::exit::exit_code(&e)),
         ),
         other => {
             return Err(Error::Other(format!(
@@ -211,5 +212,5 @@ pub async fn demo(store_uri: Option<String>) -> Result<u8, Error> {
     );
     store.delete(&name, None).await?;
     emu.shutdown().await;
-    Ok(0)
+    Ok(Exit::Success)
 }

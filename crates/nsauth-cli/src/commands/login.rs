@@ -2,6 +2,7 @@
 
 use super::Ctx;
 use crate::cli::{LoginArgs, LoginStep};
+use crate::exit::Exit;
 use crate::loopback::{Listener, Tls};
 use crate::output;
 use nsauth_core::http::Http;
@@ -11,7 +12,7 @@ use nsauth_core::{login, Error};
 use std::io::{BufRead, IsTerminal, Read};
 use std::time::Duration;
 
-pub async fn run(ctx: &Ctx, args: LoginArgs) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, args: LoginArgs) -> Result<Exit, Error> {
     match args.step {
         Some(LoginStep::Start {
             prompt,
@@ -26,7 +27,7 @@ pub async fn run(ctx: &Ctx, args: LoginArgs) -> Result<u8, Error> {
     }
 }
 
-async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str, handoff: bool) -> Result<u8, Error> {
+async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str, handoff: bool) -> Result<Exit, Error> {
     let ttl = output::parse_duration(ttl)?;
     let name = ctx.name()?;
     let store = ctx.store()?;
@@ -38,7 +39,7 @@ async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str, handoff: bool) -> Res
             "open this link as a NetSuite user (it stays valid until {}), then run: nsauth login finish --profile {name} and paste the URL the browser landed on",
             output::when(expires, now)
         ));
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     let rec = load_existing(store.as_ref(), &name).await?.record;
     let redirect = rec
@@ -68,7 +69,7 @@ async fn start(ctx: &Ctx, prompt: Option<&str>, ttl: &str, handoff: bool) -> Res
         "when the URL comes back, run: nsauth login finish --profile {name} and paste it, before {}",
         output::when(expires, now)
     ));
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 fn read_stdin_line() -> Result<String, Error> {
@@ -86,7 +87,7 @@ fn read_stdin_line() -> Result<String, Error> {
     Ok(s)
 }
 
-async fn finish(ctx: &Ctx, input: Option<&str>, state: Option<&str>) -> Result<u8, Error> {
+async fn finish(ctx: &Ctx, input: Option<&str>, state: Option<&str>) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let visible = match (input, state) {
         (Some(i), _) if i != "-" => Some("the redirect URL (or code)"),
@@ -122,15 +123,15 @@ async fn finish(ctx: &Ctx, input: Option<&str>, state: Option<&str>) -> Result<u
     };
     let store = ctx.store()?;
     let res = login::finish(store.as_ref(), &Http::new()?, &name, &input).await;
-    let mut ev =
-        nsauth_core::audit::AuditEvent::new("login", name.as_str(), &store.describe()).result(&res);
+    let mut ev = nsauth_core::audit::AuditEvent::new("login", name.as_str(), &store.describe())
+        .outcome(crate::exit::audit_outcome(&res));
     if let Ok(t) = &res {
         ev = ev.fingerprint(t.access_token.fingerprint());
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     let tokens = res?;
     report_login(ctx, &name, &tokens);
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 fn report_login(ctx: &Ctx, name: &nsauth_core::ProfileName, tokens: &nsauth_core::token::TokenSet) {
@@ -142,7 +143,7 @@ fn report_login(ctx: &Ctx, name: &nsauth_core::ProfileName, tokens: &nsauth_core
     ctx.note(format!("logged in: profile {name} has fresh tokens{until}"));
 }
 
-async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
+async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let store = ctx.store()?;
     let rec = load_existing(store.as_ref(), &name).await?.record;
@@ -217,17 +218,17 @@ async fn interactive(ctx: &Ctx, args: &LoginArgs) -> Result<u8, Error> {
         }
     };
     let res = login::finish(store.as_ref(), &Http::new()?, &name, &callback).await;
-    let mut ev =
-        nsauth_core::audit::AuditEvent::new("login", name.as_str(), &store.describe()).result(&res);
+    let mut ev = nsauth_core::audit::AuditEvent::new("login", name.as_str(), &store.describe())
+        .outcome(crate::exit::audit_outcome(&res));
     if let Ok(t) = &res {
         ev = ev
             .fingerprint(t.access_token.fingerprint())
             .detail("interactive");
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     let tokens = res?;
     report_login(ctx, &name, &tokens);
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 fn spinner(ctx: &Ctx) -> Option<indicatif::ProgressBar> {

@@ -2,11 +2,12 @@
 
 use super::Ctx;
 use crate::cli::M2mCmd;
+use crate::exit::Exit;
 use nsauth_core::m2m::{self, KeyAlgorithm};
 use nsauth_core::seal::{create_private_dir, write_new_private};
 use nsauth_core::Error;
 
-pub async fn run(ctx: &Ctx, cmd: M2mCmd) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, cmd: M2mCmd) -> Result<Exit, Error> {
     let M2mCmd::Keygen {
         out,
         algorithm,
@@ -43,7 +44,7 @@ pub async fn run(ctx: &Ctx, cmd: M2mCmd) -> Result<u8, Error> {
             serde_json::json!({"private_key": key_path, "certificate": cert_path, "algorithm": alg.as_str(), "jws_alg": alg.jws_alg(),
                 "not_after": crate::output::rfc3339(Some(info.not_after))})
         );
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     println!(
         "private key: {} (mode 0600; keep it secret, it never leaves this machine)",
@@ -69,5 +70,5 @@ pub async fn run(ctx: &Ctx, cmd: M2mCmd) -> Result<u8, Error> {
         "       --scope rest_webservices --certificate-id CERT_ID --private-key-file {}",
         key_path.display()
     );
-    Ok(0)
+    Ok(Exit::Success)
 }

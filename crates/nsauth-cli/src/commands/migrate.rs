@@ -2,11 +2,12 @@
 //! stores (the rules live in `nsauth_core::migrate`); this module only reports.
 
 use super::Ctx;
+use crate::exit::Exit;
 use nsauth_core::migrate::{migrate_profile, Outcome};
 use nsauth_core::Error;
 use serde_json::json;
 
-pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<Exit, Error> {
     let src = ctx.store()?;
     let dst = nsauth::open_store(to)?;
     if src.describe() == dst.describe() {
@@ -20,7 +21,7 @@ pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<u8, Er
         vec![ctx.name()?]
     };
     let journal = nsauth_core::journal::Journal::open_default();
-    let mut worst = 0u8;
+    let mut failed = Vec::new();
     let mut rows = Vec::new();
     for name in &names {
         let res =
@@ -28,8 +29,9 @@ pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<u8, Er
         if !dry_run {
             super::audit::record(
                 ctx,
+                src.as_ref(),
                 &nsauth_core::audit::AuditEvent::new("migrate", name.as_str(), &src.describe())
-                    .result(&res)
+                    .outcome(crate::exit::audit_outcome(&res))
                     .detail(format!("to {}", dst.describe())),
             );
         }
@@ -76,7 +78,7 @@ pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<u8, Er
                 ),
             ),
             Err(e) => {
-                worst = worst.max(u8::try_from(e.exit_code()).unwrap_or(1));
+                failed.push(e.kind());
                 ("failed", e.to_string())
             }
         };
@@ -95,5 +97,5 @@ pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<u8, Er
         src.describe(),
         dst.describe()
     ));
-    Ok(worst)
+    Ok(Exit::worst(failed))
 }

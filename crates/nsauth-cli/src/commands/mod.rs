@@ -1,16 +1,19 @@
 //! One module per command group; `run` dispatches.
 
 pub(crate) mod audit;
+#[cfg(feature = "emulator")]
 mod demo;
 pub(crate) mod doctor;
 mod login;
 mod m2m;
 mod migrate;
 mod profile;
+#[cfg(feature = "share")]
 pub(crate) mod share;
 mod tokens;
 
 use crate::cli::{Cli, Command};
+use crate::exit::Exit;
 use nsauth_core::broker::{Broker, BrokerConfig};
 use nsauth_core::http::Http;
 use nsauth_core::{Error, ProfileName, TokenStore};
@@ -82,7 +85,7 @@ impl Ctx {
 }
 
 /// Runs the parsed command; returns the exit code.
-pub async fn run(cli: Cli) -> Result<u8, Error> {
+pub async fn run(cli: Cli) -> Result<Exit, Error> {
     let store_uri = match cli.store.clone().filter(|s| !s.is_empty()) {
         Some(s) => s,
         None => nsauth::default_store_uri()?,
@@ -107,20 +110,23 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             tokens::api(&ctx, &method, &path, data.as_deref()).await
         }
         Command::M2m(cmd) => m2m::run(&ctx, cmd).await,
+        #[cfg(feature = "share")]
         Command::Share(cmd) => share::run(&ctx, cmd).await,
         Command::Migrate { to, all, dry_run } => migrate::run(&ctx, &to, all, dry_run).await,
+        #[cfg(feature = "emulator")]
         Command::Emulator { listen } => demo::emulator(&listen).await,
+        #[cfg(feature = "emulator")]
         Command::Demo => demo::demo(cli.store.clone()).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Doctor(args) => doctor::run(&ctx, args).await,
         Command::Backends => {
             backends(&ctx);
-            Ok(0)
+            Ok(Exit::Success)
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "nsauth", &mut std::io::stdout());
-            Ok(0)
+            Ok(Exit::Success)
         }
     }
 }

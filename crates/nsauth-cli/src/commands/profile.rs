@@ -2,6 +2,7 @@
 
 use super::Ctx;
 use crate::cli::{GrantArg, ProfileCmd, ProfileSetArgs};
+use crate::exit::Exit;
 use crate::output;
 use nsauth_core::account::AccountId;
 use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile};
@@ -11,7 +12,7 @@ use nsauth_core::{Error, ProfileName, StoreError};
 use std::io::Read;
 use url::Url;
 
-pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, cmd: ProfileCmd) -> Result<Exit, Error> {
     match cmd {
         ProfileCmd::Set(args) => set(ctx, *args).await,
         ProfileCmd::List => list(ctx).await,
@@ -180,7 +181,7 @@ fn build(args: &ProfileSetArgs, existing: Option<&Profile>) -> Result<Profile, E
     Ok(profile)
 }
 
-async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<u8, Error> {
+async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<Exit, Error> {
     let name = ProfileName::parse(&args.name)?;
     // Validate what we can before touching the store at all.
     if let Some(a) = &args.account_id {
@@ -197,6 +198,7 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<u8, Error> {
             ctx.note(format!("profile {name} created in {}", store.describe()));
             super::audit::record(
                 ctx,
+                store.as_ref(),
                 &nsauth_core::audit::AuditEvent::new(
                     "profile-set",
                     name.as_str(),
@@ -223,6 +225,7 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<u8, Error> {
             ctx.note(format!("profile {name} updated in {}", store.describe()));
             super::audit::record(
                 ctx,
+                store.as_ref(),
                 &nsauth_core::audit::AuditEvent::new(
                     "profile-set",
                     name.as_str(),
@@ -232,10 +235,10 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<u8, Error> {
             );
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-async fn list(ctx: &Ctx) -> Result<u8, Error> {
+async fn list(ctx: &Ctx) -> Result<Exit, Error> {
     let store = ctx.store()?;
     let names = store.list().await?;
     if ctx.json {
@@ -246,10 +249,10 @@ async fn list(ctx: &Ctx) -> Result<u8, Error> {
             println!("{n}");
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-async fn show(ctx: &Ctx, name: &str) -> Result<u8, Error> {
+async fn show(ctx: &Ctx, name: &str) -> Result<Exit, Error> {
     let name = ProfileName::parse(name)?;
     let store = ctx.store()?;
     let v = store::load_existing(store.as_ref(), &name).await?;
@@ -257,26 +260,27 @@ async fn show(ctx: &Ctx, name: &str) -> Result<u8, Error> {
         ctx.json,
         &output::profile_json(name.as_str(), &v.record.profile),
     );
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-async fn delete(ctx: &Ctx, name: &str) -> Result<u8, Error> {
+async fn delete(ctx: &Ctx, name: &str) -> Result<Exit, Error> {
     let name = ProfileName::parse(name)?;
     let store = ctx.store()?;
     let res = store.delete(&name, None).await;
     super::audit::record(
         ctx,
+        store.as_ref(),
         &nsauth_core::audit::AuditEvent::new("profile-delete", name.as_str(), &store.describe())
-            .result(
+            .outcome(crate::exit::audit_outcome(
                 &res.as_ref()
                     .map(|_| ())
                     .map_err(|e| Error::Store(clone_kind(e))),
-            ),
+            )),
     );
     match res {
         Ok(()) => {
             ctx.note(format!("profile {name} deleted (tokens were not revoked; use nsauth revoke first to end them at NetSuite)"));
-            Ok(0)
+            Ok(Exit::Success)
         }
         Err(StoreError::NotFound(_)) => Err(Error::Invalid(format!(
             "profile {name} does not exist in {}",

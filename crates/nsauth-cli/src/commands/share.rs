@@ -2,6 +2,7 @@
 //! encrypted with age to their public key.
 
 use super::Ctx;
+use crate::exit::Exit;
 use crate::output;
 use clap::Subcommand;
 use nsauth_core::profile::GrantKind;
@@ -60,7 +61,7 @@ pub enum ShareCmd {
 }
 
 /// Runs a `share` subcommand.
-pub async fn run(ctx: &Ctx, cmd: ShareCmd) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, cmd: ShareCmd) -> Result<Exit, Error> {
     match cmd {
         ShareCmd::Keygen { out } => keygen(ctx, &out),
         ShareCmd::Export {
@@ -77,7 +78,7 @@ pub async fn run(ctx: &Ctx, cmd: ShareCmd) -> Result<u8, Error> {
     }
 }
 
-fn keygen(ctx: &Ctx, out: &Path) -> Result<u8, Error> {
+fn keygen(ctx: &Ctx, out: &Path) -> Result<Exit, Error> {
     if out.symlink_metadata().is_ok() {
         return Err(Error::Invalid(format!(
             "{} already exists; choose another --out (nothing was overwritten)",
@@ -112,7 +113,7 @@ fn keygen(ctx: &Ctx, out: &Path) -> Result<u8, Error> {
         out.display(),
         generated.recipient
     ));
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// Reads `--recipient` values: keys as given, `@FILE` for a list.
@@ -149,7 +150,12 @@ fn grant_and_client(grant: GrantKind, public: bool) -> String {
     }
 }
 
-async fn export(ctx: &Ctx, values: &[String], with_tokens: bool, out: &Path) -> Result<u8, Error> {
+async fn export(
+    ctx: &Ctx,
+    values: &[String],
+    with_tokens: bool,
+    out: &Path,
+) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let recipients = recipients(values)?;
     if out.symlink_metadata().is_ok() {
@@ -162,8 +168,9 @@ async fn export(ctx: &Ctx, values: &[String], with_tokens: bool, out: &Path) -> 
     let res = share::export(store.as_ref(), &name, &recipients, with_tokens, out).await;
     super::audit::record(
         ctx,
+        store.as_ref(),
         &nsauth_core::audit::AuditEvent::new("share-export", name.as_str(), &store.describe())
-            .result(&res)
+            .outcome(crate::exit::audit_outcome(&res))
             .detail(format!(
                 "to {}",
                 out.file_name()
@@ -223,7 +230,7 @@ async fn export(ctx: &Ctx, values: &[String], with_tokens: bool, out: &Path) -> 
             "the bundle holds secrets (only its recipients can read them): delete it once imported",
         );
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 async fn import(
@@ -232,7 +239,7 @@ async fn import(
     identity: &Path,
     as_name: Option<&str>,
     yes: bool,
-) -> Result<u8, Error> {
+) -> Result<Exit, Error> {
     let wanted = as_name.map(ProfileName::parse).transpose()?;
     let id = Identity::read_file(identity)?;
     let bytes = share::read_limited(file, share::MAX_BUNDLE_BYTES, "share bundle")?;
@@ -257,7 +264,7 @@ async fn import(
     };
     let mut ev =
         nsauth_core::audit::AuditEvent::new("share-import", name.as_str(), &store.describe())
-            .result(&res)
+            .outcome(crate::exit::audit_outcome(&res))
             .detail(format!(
                 "from {}",
                 file.file_name()
@@ -272,7 +279,7 @@ async fn import(
                 .unwrap_or_else(|| t.access_token.fingerprint()),
         );
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     res?;
     let now = OffsetDateTime::now_utc();
     let tokens = bundle.tokens.as_ref();
@@ -329,7 +336,7 @@ async fn import(
         }
         _ => {}
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// Shows, before anything is stored, what the bundle would set up: its claims about the

@@ -1,10 +1,11 @@
 //! `nsauth token|refresh|status|check|revoke|exec|api`.
 
 use super::Ctx;
+use crate::exit::Exit;
 use crate::output::{self, Health};
 use nsauth_core::broker::Outcome;
 use nsauth_core::profile::GrantKind;
-use nsauth_core::store::{self, load_existing};
+use nsauth_core::store::{self, load_existing, FailureKind};
 use nsauth_core::{flows, Error, ProfileName};
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -13,21 +14,21 @@ use time::OffsetDateTime;
 mod child_env;
 mod target;
 
-pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<u8, Error> {
+pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let store = ctx.store()?;
     let broker = ctx.broker(store.clone())?;
     let res = broker
         .access_token(&name, Duration::from_secs(min_ttl))
         .await;
-    let mut ev =
-        nsauth_core::audit::AuditEvent::new("token", name.as_str(), &store.describe()).result(&res);
+    let mut ev = nsauth_core::audit::AuditEvent::new("token", name.as_str(), &store.describe())
+        .outcome(crate::exit::audit_outcome(&res));
     if let Ok((t, o)) = &res {
         ev = ev
             .fingerprint(t.access_token.fingerprint())
             .detail(format!("{o:?}").to_lowercase());
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     let (tokens, outcome) = res?;
     tracing::info!(profile = %name, ?outcome, fingerprint = %tokens.access_token.fingerprint(), "access token handed out");
     let mut out = std::io::stdout().lock();
@@ -35,10 +36,10 @@ pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<u8, Error> {
     out.write_all(line.as_bytes())
         .and_then(|_| out.flush())
         .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub async fn refresh(ctx: &Ctx, force: bool) -> Result<u8, Error> {
+pub async fn refresh(ctx: &Ctx, force: bool) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let store = ctx.store()?;
     let broker = ctx.broker(store.clone())?;
@@ -52,13 +53,13 @@ pub async fn refresh(ctx: &Ctx, force: bool) -> Result<u8, Error> {
         broker.access_token(&name, Duration::from_secs(600)).await
     };
     let mut ev = nsauth_core::audit::AuditEvent::new("refresh", name.as_str(), &store.describe())
-        .result(&res);
+        .outcome(crate::exit::audit_outcome(&res));
     if let Ok((t, o)) = &res {
         ev = ev
             .fingerprint(t.access_token.fingerprint())
             .detail(format!("{o:?}").to_lowercase());
     }
-    super::audit::record(ctx, &ev);
+    super::audit::record(ctx, store.as_ref(), &ev);
     let (tokens, outcome) = res?;
     let what = match outcome {
         Outcome::Refreshed => "refreshed",
@@ -82,7 +83,7 @@ pub async fn refresh(ctx: &Ctx, force: bool) -> Result<u8, Error> {
     } else {
         println!("{line}");
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 async fn selected(
@@ -104,7 +105,7 @@ async fn selected(
     Ok((store, names))
 }
 
-pub async fn status(ctx: &Ctx, all: bool) -> Result<u8, Error> {
+pub async fn status(ctx: &Ctx, all: bool) -> Result<Exit, Error> {
     let (store, names) = selected(ctx, all).await?;
     let now = OffsetDateTime::now_utc();
     let journal = nsauth_core::journal::Journal::open_default();
@@ -151,14 +152,14 @@ pub async fn status(ctx: &Ctx, all: bool) -> Result<u8, Error> {
             output::print_object(false, row);
         }
     }
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub async fn check(ctx: &Ctx, within: &str, all: bool) -> Result<u8, Error> {
+pub async fn check(ctx: &Ctx, within: &str, all: bool) -> Result<Exit, Error> {
     let window = output::parse_duration(within)?;
     let (store, names) = selected(ctx, all).await?;
     let now = OffsetDateTime::now_utc();
-    let mut worst = 0u8;
+    let mut worst = Exit::Success;
     let mut rows = Vec::new();
     for name in &names {
         let rec = load_existing(store.as_ref(), name).await?.record;
@@ -186,7 +187,7 @@ pub async fn check(ctx: &Ctx, within: &str, all: bool) -> Result<u8, Error> {
             }
         };
         if h != Health::Ok {
-            worst = 3;
+            worst = Exit::Failed(FailureKind::LoginNeeded);
         }
         rows.push(
             serde_json::json!({"profile": name.as_str(), "health": h.as_str(), "message": msg}),
@@ -201,7 +202,7 @@ pub async fn check(ctx: &Ctx, within: &str, all: bool) -> Result<u8, Error> {
     Ok(worst)
 }
 
-pub async fn revoke(ctx: &Ctx) -> Result<u8, Error> {
+pub async fn revoke(ctx: &Ctx) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let store = ctx.store()?;
     let broker = ctx.broker(store.clone())?;
@@ -218,8 +219,9 @@ pub async fn revoke(ctx: &Ctx) -> Result<u8, Error> {
         let res = flows::revoke(broker.http(), &rec.profile, rt).await;
         super::audit::record(
             ctx,
+            store.as_ref(),
             &nsauth_core::audit::AuditEvent::new("revoke", name.as_str(), &store.describe())
-                .result(&res)
+                .outcome(crate::exit::audit_outcome(&res))
                 .fingerprint(rt.fingerprint()),
         );
         res?;
@@ -228,7 +230,7 @@ pub async fn revoke(ctx: &Ctx) -> Result<u8, Error> {
         ));
     } else if rec.tokens.is_none() {
         ctx.note(format!("profile {name} has no tokens; nothing to revoke"));
-        return Ok(0);
+        return Ok(Exit::Success);
     }
     store::update(store.as_ref(), &name, |r| {
         r.tokens = None;
@@ -239,10 +241,10 @@ pub async fn revoke(ctx: &Ctx) -> Result<u8, Error> {
     ctx.note(format!(
         "tokens of profile {name} removed; the profile is kept"
     ));
-    Ok(0)
+    Ok(Exit::Success)
 }
 
-pub async fn exec(ctx: &Ctx, command: Vec<String>) -> Result<u8, Error> {
+pub async fn exec(ctx: &Ctx, command: Vec<String>) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let store = ctx.store()?;
     let broker = ctx.broker(store.clone())?;
@@ -263,13 +265,14 @@ pub async fn exec(ctx: &Ctx, command: Vec<String>) -> Result<u8, Error> {
         .status()
         .await
         .map_err(|e| Error::Invalid(format!("cannot run {program:?}: {e}")))?;
+    // A child killed by a signal has no code of its own.
     Ok(status
         .code()
         .and_then(|c| u8::try_from(c).ok())
-        .unwrap_or(1))
+        .map_or(Exit::Failed(FailureKind::Other), Exit::Child))
 }
 
-pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Result<u8, Error> {
+pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let store = ctx.store()?;
     let broker = ctx.broker(store.clone())?;
@@ -330,7 +333,7 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
         .write_all(&resp.body)
         .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
     if (200..300).contains(&resp.status) {
-        Ok(0)
+        Ok(Exit::Success)
     } else {
         let note = if (300..400).contains(&resp.status) {
             " (a redirect; nsauth does not follow redirects, so the token went nowhere else)"
@@ -342,6 +345,10 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
             resp.status,
             url.path()
         );
-        Ok(if resp.status == 401 { 3 } else { 1 })
+        Ok(Exit::Failed(if resp.status == 401 {
+            FailureKind::LoginNeeded
+        } else {
+            FailureKind::Rejected
+        }))
     }
 }

@@ -150,8 +150,8 @@ mod tests {
     async fn one_holder_at_a_time_and_waiters_see_the_release() {
         let dir = tempfile::tempdir().unwrap();
         let name = ProfileName::parse("p").unwrap();
-        let path = lock_path(dir.path(), "sqlite:///x", &name);
-        assert_ne!(path, lock_path(dir.path(), "sqlite:///y", &name));
+        let path = lock_path(dir.path(), "local:///x", &name);
+        assert_ne!(path, lock_path(dir.path(), "local:///y", &name));
         let Try::Taken(held) = try_take(&path) else {
             panic!("the first operation takes the lock")
         };

@@ -63,7 +63,7 @@ async fn at_most_once_is_not_resent_after_the_request_went_out() {
         "sent again"
     );
     assert!(err.to_string().ends_with("do this"), "{err}");
-    assert_eq!(err.exit_code(), 5);
+    assert_eq!(err.kind(), crate::store::FailureKind::Unreachable);
 }
 
 #[tokio::test]

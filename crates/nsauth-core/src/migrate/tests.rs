@@ -6,18 +6,19 @@ use super::*;
 use crate::account::AccountId;
 use crate::profile::{EndpointOverrides, GrantKind, Profile};
 use crate::secret::{AccessToken, RefreshToken};
-use crate::store::{Capabilities, Lease, Version};
+use crate::store::{Capabilities, FailureKind, Lease, Version};
 use crate::token::TokenSet;
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use nsauth_store::MemoryStore;
 use std::sync::{Arc, Mutex};
 
 type Hook = Box<dyn FnOnce() + Send>;
 
-/// A CAS store; `after_create` / `after_load` run once, right after that operation.
+/// [`MemoryStore`] with faults: `after_create` / `after_load` run once, right after that
+/// operation.
 #[derive(Default)]
 struct Memory {
-    records: Mutex<BTreeMap<String, (Record, u64)>>,
+    store: MemoryStore,
     after_create: Mutex<Option<Hook>>,
     after_load: Mutex<Option<Hook>>,
     /// The next compare-and-swap lands, but its caller is told the store is unavailable.
@@ -30,18 +31,30 @@ impl std::fmt::Debug for Memory {
     }
 }
 
+/// Runs a [`MemoryStore`] call to completion right here: it never waits, and the hooks
+/// that call it are synchronous.
+fn now<T>(call: impl std::future::Future<Output = T>) -> T {
+    let mut call = std::pin::pin!(call);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match call.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("MemoryStore never waits"),
+    }
+}
+
 impl Memory {
     fn get(&self, name: &str) -> Option<Record> {
-        self.records
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|(r, _)| r.clone())
+        let name = ProfileName::parse(name).unwrap();
+        now(self.store.load(&name)).unwrap().map(|v| v.record)
     }
+    /// Writes `record` whatever is there, as another process would.
     fn set(&self, name: &str, record: Record) {
-        let mut map = self.records.lock().unwrap();
-        let next = map.get(name).map_or(1, |(_, v)| v + 1);
-        map.insert(name.into(), (record, next));
+        let name = ProfileName::parse(name).unwrap();
+        let condition = match now(self.store.load(&name)).unwrap() {
+            Some(current) => Precondition::Match(current.version),
+            None => Precondition::Create,
+        };
+        now(self.store.put(&name, &record, condition)).unwrap();
     }
     fn fire(hook: &Mutex<Option<Hook>>) {
         let hook = hook.lock().unwrap().take();
@@ -60,17 +73,9 @@ impl TokenStore for Memory {
         Capabilities::LOCAL
     }
     async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
-        let got = self
-            .records
-            .lock()
-            .unwrap()
-            .get(name.as_str())
-            .map(|(r, v)| Versioned {
-                record: r.clone(),
-                version: Version(v.to_string()),
-            });
+        let got = self.store.load(name).await;
         Memory::fire(&self.after_load);
-        Ok(got)
+        got
     }
     async fn put(
         &self,
@@ -78,20 +83,7 @@ impl TokenStore for Memory {
         record: &Record,
         condition: Precondition,
     ) -> Result<Version, StoreError> {
-        let next = {
-            let mut map = self.records.lock().unwrap();
-            let current = map.get(name.as_str()).map(|(_, v)| *v);
-            let ok = match &condition {
-                Precondition::Create => current.is_none(),
-                Precondition::Match(v) => current.map(|c| c.to_string()) == Some(v.0.clone()),
-            };
-            if !ok {
-                return Err(StoreError::Conflict(name.to_string()));
-            }
-            let next = current.unwrap_or(0) + 1;
-            map.insert(name.to_string(), (record.clone(), next));
-            next
-        };
+        let written = self.store.put(name, record, condition.clone()).await?;
         if condition == Precondition::Create {
             Memory::fire(&self.after_create);
         } else if std::mem::take(&mut *self.lose_next_cas_answer.lock().unwrap()) {
@@ -100,25 +92,17 @@ impl TokenStore for Memory {
                 retryable: true,
             });
         }
-        Ok(Version(next.to_string()))
+        Ok(written)
     }
     async fn delete(
         &self,
         name: &ProfileName,
         version: Option<&Version>,
     ) -> Result<(), StoreError> {
-        let mut map = self.records.lock().unwrap();
-        let Some((_, v)) = map.get(name.as_str()) else {
-            return Err(StoreError::NotFound(name.to_string()));
-        };
-        if version.is_some_and(|want| want.0 != v.to_string()) {
-            return Err(StoreError::Conflict(name.to_string()));
-        }
-        map.remove(name.as_str());
-        Ok(())
+        self.store.delete(name, version).await
     }
     async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {
-        Ok(Vec::new())
+        self.store.list().await
     }
 }
 
@@ -185,10 +169,10 @@ async fn run(src: &Memory, dst: &dyn TokenStore, dry_run: bool) -> Result<Outcom
     migrate_profile(src, dst, &name(), dry_run, None).await
 }
 
-/// Runs a migration that must fail with exit code `code`; returns its error.
-async fn run_fails(src: &Memory, dst: &dyn TokenStore, code: i32) -> Error {
+/// Runs a migration that must fail with an error of `kind`; returns its error.
+async fn run_fails(src: &Memory, dst: &dyn TokenStore, kind: FailureKind) -> Error {
     let err = run(src, dst, false).await.unwrap_err();
-    assert_eq!(err.exit_code(), code, "{err}");
+    assert_eq!(err.kind(), kind, "{err}");
     err
 }
 
@@ -229,7 +213,7 @@ async fn copies_and_retires_a_public_source() {
 #[tokio::test]
 async fn destination_created_first_without_tokens_is_refused_and_the_source_kept() {
     let (src, dst) = stores_with(logged_in(true, 1), Some(Record::new(profile(true))));
-    let err = run_fails(&src, dst.as_ref(), 2).await;
+    let err = run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert!(err.to_string().contains("without tokens"), "{err}");
     assert_eq!(held(&src), "refresh-1", "source tokens kept");
     assert!(!moved(&src));
@@ -240,7 +224,7 @@ async fn destination_created_first_without_tokens_is_refused_and_the_source_kept
 async fn destination_with_older_tokens_is_refused_and_the_source_kept() {
     // A first run copied generation 1; its retire failed; the source refreshed since.
     let (src, dst) = stores_with(logged_in(true, 2), Some(logged_in(true, 1)));
-    run_fails(&src, dst.as_ref(), 2).await;
+    run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert_eq!(held(&src), "refresh-2");
     assert!(!moved(&src));
     assert_eq!(held(&dst), "refresh-1");
@@ -264,7 +248,7 @@ async fn a_refresh_between_copy_and_retire_is_never_wiped() {
     let (src, dst) = stores_with(logged_in(true, 1), None);
     // Another process refreshes the source: generation 1 is now consumed.
     refresh_source_on(&dst.after_create, &src);
-    let err = run_fails(&src, dst.as_ref(), 2).await;
+    let err = run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert!(err.to_string().contains("run migrate again"), "{err}");
     assert_eq!(held(&src), "refresh-2", "the refresh survived");
     assert!(!moved(&src));
@@ -278,7 +262,7 @@ async fn a_refresh_between_copy_and_retire_is_never_wiped() {
 async fn a_refresh_during_a_rerun_is_never_wiped() {
     let (src, dst) = stores_with(logged_in(true, 1), Some(logged_in(true, 1)));
     refresh_source_on(&dst.after_load, &src);
-    run_fails(&src, dst.as_ref(), 2).await;
+    run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert_eq!(held(&src), "refresh-2");
     assert!(!moved(&src));
 }
@@ -292,7 +276,7 @@ async fn a_live_refresh_lease_is_refused() {
         ttl_ms: Some(30_000),
     });
     let (src, dst) = stores_with(r, None);
-    run_fails(&src, dst.as_ref(), 2).await;
+    run_fails(&src, dst.as_ref(), FailureKind::Invalid).await;
     assert!(dst.get("pub").is_none());
     assert!(!moved(&src));
 }
@@ -368,7 +352,7 @@ impl TokenStore for Alias {
 async fn the_same_store_under_another_name_is_refused() {
     let (src, _) = stores_with(logged_in(true, 1), None);
     let alias = Alias(Arc::clone(&src));
-    run_fails(&src, &alias, 2).await;
+    run_fails(&src, &alias, FailureKind::Invalid).await;
     assert_eq!(held(&src), "refresh-1", "the only copy was wiped");
     assert!(!moved(&src));
 }
@@ -390,7 +374,7 @@ async fn tokens_waiting_in_the_recovery_journal_are_refused() {
     let err = migrate_profile(src.as_ref(), dst.as_ref(), &name(), false, Some(&journal))
         .await
         .unwrap_err();
-    assert_eq!(err.exit_code(), 2, "{err}");
+    assert_eq!(err.kind(), FailureKind::Invalid, "{err}");
     assert!(err.to_string().contains("recovery journal"), "{err}");
     assert!(dst.get("pub").is_none());
     assert!(!moved(&src));
@@ -400,7 +384,7 @@ async fn tokens_waiting_in_the_recovery_journal_are_refused() {
 async fn a_retire_whose_answer_was_lost_keeps_the_copy_and_a_rerun_finishes() {
     let (src, dst) = stores_with(logged_in(true, 1), None);
     *src.lose_next_cas_answer.lock().unwrap() = true;
-    let err = run_fails(&src, dst.as_ref(), 4).await;
+    let err = run_fails(&src, dst.as_ref(), FailureKind::Store).await;
     assert!(err.to_string().contains("run migrate again"), "{err}");
     // The retire landed: the copy is now the only one and must stay.
     assert!(moved(&src));

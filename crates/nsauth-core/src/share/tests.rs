@@ -9,7 +9,6 @@ use crate::store::{Capabilities, Version};
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -346,10 +345,11 @@ fn staged_files_are_private_and_never_replace() {
 
 // --- Export and import over a store ----------------------------------------------------
 
-/// A minimal CAS store; `conflicts` makes that many writes fail as if someone wrote first.
+/// [`MemoryStore`](nsauth_store::MemoryStore) with injected faults: `conflicts` makes that
+/// many writes fail as if someone wrote first.
 #[derive(Debug, Default)]
 struct Memory {
-    records: Mutex<BTreeMap<String, (Record, u64)>>,
+    store: nsauth_store::MemoryStore,
     conflicts: Mutex<u32>,
     /// The next write is applied, but its caller never hears back (a process killed right
     /// after the store took the write).
@@ -359,21 +359,13 @@ struct Memory {
 #[async_trait]
 impl TokenStore for Memory {
     fn describe(&self) -> String {
-        "memory://".into()
+        self.store.describe()
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::LOCAL
     }
     async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
-        Ok(self
-            .records
-            .lock()
-            .unwrap()
-            .get(name.as_str())
-            .map(|(r, v)| Versioned {
-                record: r.clone(),
-                version: Version(v.to_string()),
-            }))
+        self.store.load(name).await
     }
     async fn put(
         &self,
@@ -381,28 +373,19 @@ impl TokenStore for Memory {
         record: &Record,
         condition: Precondition,
     ) -> Result<Version, StoreError> {
-        let next = {
-            let mut map = self.records.lock().unwrap();
-            let current = map.get(name.as_str()).map(|(_, v)| *v);
+        {
             let mut conflicts = self.conflicts.lock().unwrap();
-            let ok = *conflicts == 0
-                && match &condition {
-                    Precondition::Create => current.is_none(),
-                    Precondition::Match(v) => current.map(|c| c.to_string()) == Some(v.0.clone()),
-                };
-            if !ok {
-                *conflicts = conflicts.saturating_sub(1);
+            if *conflicts > 0 {
+                *conflicts -= 1;
                 return Err(StoreError::Conflict(name.to_string()));
             }
-            let next = current.unwrap_or(0) + 1;
-            map.insert(name.to_string(), (record.clone(), next));
-            next
-        };
+        }
+        let written = self.store.put(name, record, condition).await?;
         let hang = std::mem::take(&mut *self.hang_next_write.lock().unwrap());
         if hang {
             std::future::pending::<()>().await;
         }
-        Ok(Version(next.to_string()))
+        Ok(written)
     }
     async fn delete(&self, _: &ProfileName, _: Option<&Version>) -> Result<(), StoreError> {
         unimplemented!()
@@ -467,7 +450,7 @@ async fn public_export_with_tokens_moves_the_source_and_imports_create_only() {
     assert!(got.moved.is_none());
     let e = import(&dst, &b, &name).await.unwrap_err();
     assert!(
-        e.to_string().contains("already exists") && e.exit_code() == 2,
+        e.to_string().contains("already exists") && e.kind() == crate::store::FailureKind::Invalid,
         "{e}"
     );
     assert_eq!(dst.load(&name).await.unwrap().unwrap().version.0, "1");

@@ -1,5 +1,5 @@
-//! An in-memory store and a wrapper that injects a fault at any store call; [`login`] puts a
-//! logged-in profile in a store.
+//! The in-memory store (`nsauth_store::MemoryStore`) and a wrapper that injects a fault at
+//! any store call; [`login`] puts a logged-in profile in a store.
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
@@ -8,76 +8,12 @@ pub mod login;
 use async_trait::async_trait;
 use nsauth_core::store::{Capabilities, Precondition, Record, Version, Versioned};
 use nsauth_core::{ProfileName, StoreError, TokenStore};
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-/// The last version handed out, and name -> (version, record).
-type State = (u64, BTreeMap<ProfileName, (u64, Record)>);
-
-/// A correct compare-and-swap store in memory.
-#[derive(Debug, Default)]
-pub struct Memory {
-    state: Mutex<State>,
-    /// Store calls answered (puts, loads).
-    pub calls: AtomicU64,
-}
-
-#[async_trait]
-impl TokenStore for Memory {
-    fn describe(&self) -> String {
-        "memory://model".into()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            compare_and_swap: true,
-            local: true,
-            ..Capabilities::default()
-        }
-    }
-
-    async fn load(&self, name: &ProfileName) -> Result<Option<Versioned>, StoreError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let state = self.state.lock().unwrap();
-        Ok(state.1.get(name).map(|(v, r)| Versioned {
-            record: r.clone(),
-            version: Version(v.to_string()),
-        }))
-    }
-
-    async fn put(
-        &self,
-        name: &ProfileName,
-        record: &Record,
-        condition: Precondition,
-    ) -> Result<Version, StoreError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut state = self.state.lock().unwrap();
-        let (counter, records) = &mut *state;
-        let current = records.get(name).map(|(v, _)| v.to_string());
-        let holds = match (&condition, current) {
-            (Precondition::Create, current) => current.is_none(),
-            (Precondition::Match(_), None) => false,
-            (Precondition::Match(want), Some(v)) => want.0 == v,
-        };
-        if !holds {
-            return Err(StoreError::Conflict(name.to_string()));
-        }
-        *counter += 1;
-        records.insert(name.clone(), (*counter, record.clone()));
-        Ok(Version(counter.to_string()))
-    }
-
-    async fn delete(&self, name: &ProfileName, _: Option<&Version>) -> Result<(), StoreError> {
-        self.state.lock().unwrap().1.remove(name);
-        Ok(())
-    }
-
-    async fn list(&self) -> Result<Vec<ProfileName>, StoreError> {
-        Ok(self.state.lock().unwrap().1.keys().cloned().collect())
-    }
-}
+/// A correct compare-and-swap store in memory; [`MemoryStore::calls`] counts the calls it
+/// answered.
+pub type Memory = nsauth_store::MemoryStore;
 
 /// A fault for one store call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,7 +1,14 @@
 //! `nsauth doctor`: check the current profile end to end, one line per check.
 
+mod checks;
+mod network;
+mod profile;
+#[cfg(test)]
+mod tests;
+
 use super::Ctx;
-use nsauth_core::doctor::{self, Check, Status};
+use crate::exit::Exit;
+use checks::{Check, Status};
 use nsauth_core::http::{Http, HttpConfig};
 use nsauth_core::Error;
 use std::time::Duration;
@@ -10,7 +17,7 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {}
 
-pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<u8, Error> {
+pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<Exit, Error> {
     let name = ctx.name()?;
     let checks = match ctx.store() {
         Ok(store) => {
@@ -20,7 +27,7 @@ pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<u8, Error> {
                 deadline: Duration::from_secs(15),
                 ..HttpConfig::default()
             })?;
-            doctor::run(store.as_ref(), &http, &name).await
+            checks::run(store.as_ref(), &http, &name).await
         }
         Err(e) => vec![Check::from_error(
             "store",
@@ -36,7 +43,7 @@ pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<u8, Error> {
     } else {
         print_checks(&checks);
     }
-    Ok(doctor::exit_code(&checks))
+    Ok(checks::outcome(&checks))
 }
 
 fn print_checks(checks: &[Check]) {
