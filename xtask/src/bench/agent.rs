@@ -178,6 +178,13 @@ struct Agent {
 impl Agent {
     fn start(sb: &Sandbox, store: &Store, sock: &Path, log_file: &Path) -> Result<Self, String> {
         let logf = std::fs::File::create(log_file).map_err(|e| e.to_string())?;
+        // The agent wants its socket's directory to exist and be private.
+        if let Some(parent) = sock.parent() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| e.to_string())?;
+        }
         let listen = format!("unix:{}", sock.display());
         let mut cmd = sb.nsauth(Some(store));
         cmd.args(["serve", "--listen", &listen, "--all"])
@@ -223,6 +230,9 @@ impl Agent {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();
