@@ -4,8 +4,10 @@
 //! Against the emulator, with N profiles (1,000) logged in on a sqlite store, the agent
 //! started as `nsauth serve --listen unix:PATH --all`:
 //! - `GET /v1/token` over the Unix socket: latency at a fixed 1,000 requests/s (open loop,
-//!   4 connections each sending on its own schedule), then the most requests/s 4 connections
-//!   get (closed loop; the bench's client threads share the machine's cores with the agent);
+//!   4 connections each sending on its own schedule), alternating in rounds with the same
+//!   load against a trivial responder (a canned answer) that shows what the machine allows at
+//!   that moment; then the most requests/s 4 connections get (closed loop; the bench's client
+//!   threads share the machine's cores with the agent);
 //! - the agent's RSS with every profile's token cached;
 //! - `GET record/v1/metadata-catalog` through `/v1/proxy/NAME/` against the same request
 //!   sent to the emulator directly with the token, interleaved, both over kept-alive
@@ -73,6 +75,8 @@ impl AgentOpts {
 #[derive(Default)]
 struct Figures {
     rate: Option<(Stats, usize, usize, f64)>,
+    floor: Option<(Stats, usize, usize, f64)>,
+    idle_ticks: u64,
     max_rps: f64,
     rss_kib: (u64, u64),
     direct: Stats,
@@ -272,13 +276,26 @@ fn measure_agent(
             ));
         }
     }
-    log(format!("agent: {} req/s for {} s", 1000, opts.rate_secs));
-    f.rate = Some(fixed_rate(
-        &agent.sock,
-        1000,
-        opts.rate_secs,
-        opts.profiles,
-    )?);
+    log(format!(
+        "agent: 1000 req/s for {} s, alternating with the trivial responder",
+        opts.rate_secs
+    ));
+    let floor_sock = agent.sock.with_file_name("floor.sock");
+    floor_server(&floor_sock)?;
+    let (mut on_agent, mut on_floor) = (Load::default(), Load::default());
+    let rounds = 4;
+    let chunk = (opts.rate_secs / rounds).max(1);
+    for round in 0..rounds {
+        for leg in 0..2 {
+            if (leg + round) % 2 == 0 {
+                on_agent.add(fixed_rate(&agent.sock, 1000, chunk, opts.profiles)?);
+            } else {
+                on_floor.add(fixed_rate(&floor_sock, 1000, chunk, opts.profiles)?);
+            }
+        }
+    }
+    f.rate = Some(on_agent.summary());
+    f.floor = Some(on_floor.summary());
     log(format!("agent: closed loop for {} s", opts.max_secs));
     f.max_rps = closed_loop(&agent.sock, opts.max_secs, 4, opts.profiles)?;
     f.rss_kib = rss_kib(agent.pid);
@@ -290,6 +307,7 @@ fn measure_agent(
     let (t0, c0) = (Instant::now(), cpu_ticks(agent.pid)?);
     std::thread::sleep(Duration::from_secs(opts.idle_secs));
     let (secs, c1) = (t0.elapsed().as_secs_f64(), cpu_ticks(agent.pid)?);
+    f.idle_ticks = c1 - c0;
     f.idle_cpu_pct = (c1 - c0) as f64 / clk_tck() / secs * 100.0;
     Ok(())
 }
@@ -301,14 +319,33 @@ fn token_target(i: usize) -> String {
 /// One connection's latencies (ms), errors and late sends.
 type Leg = (Vec<f64>, usize, usize);
 
-/// `rate` requests/s for `secs` over 4 connections, each on its own schedule: latencies
-/// (send to whole answer), errors, sends more than 1 ms behind schedule, achieved rate.
-fn fixed_rate(
-    sock: &Path,
-    rate: u64,
-    secs: u64,
-    profiles: usize,
-) -> Result<(Stats, usize, usize, f64), String> {
+/// What a fixed-rate run saw: latencies (ms, send to whole answer), errors, sends more than
+/// 1 ms behind schedule, and how long it took.
+#[derive(Default)]
+struct Load {
+    lat: Vec<f64>,
+    errors: usize,
+    late: usize,
+    secs: f64,
+}
+
+impl Load {
+    fn add(&mut self, other: Load) {
+        self.lat.extend(other.lat);
+        self.errors += other.errors;
+        self.late += other.late;
+        self.secs += other.secs;
+    }
+
+    /// Latency stats, errors, late sends, achieved requests/s.
+    fn summary(&self) -> (Stats, usize, usize, f64) {
+        let achieved = self.lat.len() as f64 / self.secs.max(f64::EPSILON);
+        (stats(&self.lat), self.errors, self.late, achieved)
+    }
+}
+
+/// `rate` requests/s for `secs` over 4 connections, each on its own schedule.
+fn fixed_rate(sock: &Path, rate: u64, secs: u64, profiles: usize) -> Result<Load, String> {
     const CONNS: u64 = 4;
     let per_conn = rate * secs / CONNS;
     let interval = Duration::from_secs_f64(CONNS as f64 / rate as f64);
@@ -347,16 +384,59 @@ fn fixed_rate(
             })
             .collect()
     });
-    let took = start.elapsed().as_secs_f64();
-    let (mut all, mut errors, mut late) = (Vec::new(), 0, 0);
+    let mut load = Load {
+        secs: start.elapsed().as_secs_f64(),
+        ..Load::default()
+    };
     for r in results {
-        let (l, e, la) = r?;
-        all.extend(l);
-        errors += e;
-        late += la;
+        let (lat, errors, late) = r?;
+        load.add(Load {
+            lat,
+            errors,
+            late,
+            secs: 0.0,
+        });
     }
-    let achieved = all.len() as f64 / took;
-    Ok((stats(&all), errors, late, achieved))
+    Ok(load)
+}
+
+/// A trivial responder on a Unix socket: a canned token-sized answer to every request, one
+/// thread per connection. The same load against it shows what this machine allows now.
+fn floor_server(path: &Path) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let body = format!(
+        r#"{{"access_token":"{}","token_type":"Bearer","expires_at":"2030-01-01T00:00:00Z","account_id":"1234567_SB1","rest_url":"https://1234567-sb1.suitetalk.api.netsuite.com/services/rest/"}}"#,
+        "x".repeat(900)
+    );
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..i + 4);
+                        if conn.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(())
 }
 
 /// Requests/s `conns` connections get asking as fast as answers come, for `secs`.
@@ -563,6 +643,13 @@ fn render(
             "| token, p50 / p99 at 1,000 req/s ({} s; achieved {achieved:.0} req/s, {errors} errors, {late} sends > 1 ms late) | {:.3} / {:.3} ms | {:.1} / {:.1} ms per run | p99 ≤ {TOKEN_P99_MS} ms | {} |",
             opts.rate_secs, st.median, st.p99, f.process.median, f.process.p99,
             verdict(st.p99 <= TOKEN_P99_MS && *errors == 0)
+        );
+    }
+    if let Some((st, _, late, _)) = &f.floor {
+        let _ = writeln!(
+            s,
+            "| the same load against a trivial responder in the bench (a canned answer: what this machine allows now; {late} sends late) | {:.3} / {:.3} ms | | | |",
+            st.median, st.p99
         );
     }
     let _ = writeln!(
