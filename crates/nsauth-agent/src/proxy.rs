@@ -58,6 +58,7 @@ use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use nsauth::{Client, Error, StoreError, Token};
+use nsauth_core::store::FailureKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -186,7 +187,7 @@ impl Proxy {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 &format!("the proxy does not forward {} requests", parts.method),
-                2,
+                FailureKind::Invalid,
             ));
         }
         let retry = retry_wanted(&parts.method, &parts.headers)?;
@@ -256,7 +257,7 @@ impl Proxy {
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 &format!("the request cannot be forwarded: {}", e.without_url()),
-                2,
+                FailureKind::Invalid,
             )
         })?;
         let what = format!("{} {}", request.method(), request.url().path());
@@ -271,7 +272,7 @@ impl Proxy {
                     "NetSuite REST API {what}: {}; check the network and NetSuite status, then try again",
                     e.without_url()
                 ),
-                5,
+                FailureKind::Unreachable,
             )),
             Err(_) => Err(Refusal::new(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -280,7 +281,7 @@ impl Proxy {
                     "NetSuite REST API {what}: no response within {} s; try again later",
                     self.limits.response_timeout.as_secs()
                 ),
-                5,
+                FailureKind::Unreachable,
             )),
         }
     }
@@ -303,12 +304,7 @@ pub async fn forward(
 /// A JSON error response `{"error", "message", "exit_code"}` (`exit_code` has the meaning of
 /// the CLI's exit codes: 2 bad input, 3 login needed, 4 store, 5 NetSuite), never cached; the
 /// same shape as the server's `reply::json_error`, which may replace it.
-fn error_response(
-    status: StatusCode,
-    error: &str,
-    message: &str,
-    exit_code: i32,
-) -> Response<Body> {
+fn error_response(status: StatusCode, error: &str, message: &str, exit_code: u8) -> Response<Body> {
     let message = one_line(message);
     let body = serde_json::json!({ "error": error, "message": message, "exit_code": exit_code });
     let mut resp = Response::new(full(body.to_string()));
@@ -331,21 +327,22 @@ struct Refusal {
     status: StatusCode,
     error: &'static str,
     message: String,
-    exit_code: i32,
+    kind: FailureKind,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, error: &'static str, message: &str, exit_code: i32) -> Self {
+    fn new(status: StatusCode, error: &'static str, message: &str, kind: FailureKind) -> Self {
         Self {
             status,
             error,
             message: message.to_owned(),
-            exit_code,
+            kind,
         }
     }
 
     fn into_response(self) -> Response<Body> {
-        let mut resp = error_response(self.status, self.error, &self.message, self.exit_code);
+        let code = exit_code(self.kind);
+        let mut resp = error_response(self.status, self.error, &self.message, code);
         if self.status == StatusCode::SERVICE_UNAVAILABLE && self.error == "busy" {
             resp.headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -393,7 +390,7 @@ fn retry_wanted(method: &Method, headers: &hyper::HeaderMap) -> Result<bool, Ref
             StatusCode::BAD_REQUEST,
             "bad_request",
             "X-Nsauth-Retry must be \"always\" or \"never\"",
-            2,
+            FailureKind::Invalid,
         )),
     }
 }
@@ -405,7 +402,7 @@ fn bearer(token: &Token) -> Result<HeaderValue, Refusal> {
                 StatusCode::BAD_GATEWAY,
                 "invalid_token",
                 "the stored access token is not a valid header value; run: nsauth refresh --force",
-                1,
+                FailureKind::Other,
             )
         })?;
     value.set_sensitive(true);
@@ -428,7 +425,7 @@ fn busy() -> Refusal {
         StatusCode::SERVICE_UNAVAILABLE,
         "busy",
         "too many proxied requests at once; try again in a moment",
-        5,
+        FailureKind::Unreachable,
     )
 }
 
@@ -438,13 +435,13 @@ fn body_fault(f: &Fault) -> Refusal {
             StatusCode::REQUEST_TIMEOUT,
             "request_timeout",
             "the request body arrived too slowly; send it without pauses",
-            2,
+            FailureKind::Invalid,
         ),
         Fault::Broken => Refusal::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "the request body could not be read",
-            2,
+            FailureKind::Invalid,
         ),
     }
 }
@@ -463,7 +460,20 @@ fn from_error(e: &Error) -> Refusal {
         Error::Rejected(_) => (StatusCode::FORBIDDEN, "netsuite_rejected"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
-    Refusal::new(status, kind, &e.to_string(), e.exit_code())
+    Refusal::new(status, kind, &e.to_string(), e.kind())
+}
+
+/// The exit code of the CLI for a kind of failure, as the JSON's `exit_code` carries it
+/// (docs/cli.md, "Exit codes"; the CLI's `exit::code` decides the same numbers and is the
+/// reference: the agent cannot depend on the CLI, which depends on it).
+fn exit_code(kind: FailureKind) -> u8 {
+    match kind {
+        FailureKind::Rejected | FailureKind::Other => 1,
+        FailureKind::Invalid => 2,
+        FailureKind::LoginNeeded => 3,
+        FailureKind::Store => 4,
+        FailureKind::Unreachable => 5,
+    }
 }
 
 /// The first line of `text`, without control characters, at most 300 characters.
@@ -490,9 +500,9 @@ mod tests {
             (Error::Unreachable("x".into()), 502, 5),
         ];
         for (e, status, code) in cases {
-            let resp = from_error(&e).into_response();
-            assert_eq!(resp.status(), status, "{e:?}");
-            assert_eq!(e.exit_code(), code);
+            let refusal = from_error(&e);
+            assert_eq!(exit_code(refusal.kind), code, "{e:?}");
+            assert_eq!(refusal.into_response().status(), status, "{e:?}");
         }
     }
 
