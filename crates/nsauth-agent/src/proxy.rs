@@ -126,13 +126,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// A proxy with `limits`: rustls, no redirects followed, no system proxy.
+    /// A proxy with `limits`: rustls, no redirects followed, the environment's `HTTPS_PROXY` /
+    /// `NO_PROXY` honoured as `nsauth token` does.
     pub fn new(limits: Limits) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.connect_timeout)
             .read_timeout(limits.upstream_idle)
-            .no_proxy()
             .user_agent(concat!("nsauth-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
