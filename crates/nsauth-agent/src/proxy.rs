@@ -132,7 +132,6 @@ impl Proxy {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.connect_timeout)
-            .read_timeout(limits.upstream_idle)
             .user_agent(concat!("nsauth-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
@@ -243,7 +242,7 @@ impl Proxy {
             }
             _ => (first, false),
         };
-        Ok(relay(resp, permit, retried))
+        Ok(relay(resp, permit, retried, self.limits.upstream_idle))
     }
 
     /// Sends one request: NetSuite's response headers within the response timeout.
@@ -265,6 +264,7 @@ impl Proxy {
         match tokio::time::timeout(self.limits.response_timeout, sent).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(_)) if stalled.load(Ordering::SeqCst) => Err(body_fault(&Fault::Slow)),
+            Ok(Err(e)) if e.is_timeout() && !e.is_connect() => Err(self.too_slow(&what)),
             Ok(Err(e)) => Err(Refusal::new(
                 StatusCode::BAD_GATEWAY,
                 "netsuite_unreachable",
@@ -274,16 +274,20 @@ impl Proxy {
                 ),
                 FailureKind::Unreachable,
             )),
-            Err(_) => Err(Refusal::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "netsuite_timeout",
-                &format!(
-                    "NetSuite REST API {what}: no response within {} s; try again later",
-                    self.limits.response_timeout.as_secs()
-                ),
-                FailureKind::Unreachable,
-            )),
+            Err(_) => Err(self.too_slow(&what)),
         }
+    }
+
+    fn too_slow(&self, what: &str) -> Refusal {
+        Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "netsuite_timeout",
+            &format!(
+                "NetSuite REST API {what}: no response within {} s; try again later",
+                self.limits.response_timeout.as_secs()
+            ),
+            FailureKind::Unreachable,
+        )
     }
 }
 
@@ -356,6 +360,7 @@ fn relay(
     resp: reqwest::Response,
     permit: tokio::sync::OwnedSemaphorePermit,
     retried: bool,
+    idle: Duration,
 ) -> Response<Body> {
     let resp: hyper::Response<reqwest::Body> = resp.into();
     let (mut parts, body) = resp.into_parts();
@@ -363,11 +368,11 @@ fn relay(
     parts.version = hyper::Version::default();
     parts.extensions = hyper::http::Extensions::new();
     parts.extensions.insert(Outcome { retried });
+    let body = body.map_err(|e| Box::new(e.without_url()) as BodyError);
     let body = Holding {
-        body,
+        body: body::upstream_guard(body, idle),
         _held: permit,
     }
-    .map_err(|e| Box::new(e.without_url()) as BodyError)
     .boxed();
     Response::from_parts(parts, body)
 }

@@ -528,6 +528,32 @@ async fn past_the_in_flight_cap_the_agent_answers_503_until_a_streaming_response
 }
 
 #[tokio::test]
+async fn netsuite_silent_mid_body_ends_the_response_instead_of_holding_it() {
+    let mut limits = Limits::default();
+    limits.upstream_idle = Duration::from_millis(300);
+    let s = setup_with(limits).await;
+    let (fake, tx) = fake_rest(String::new()).await;
+    s.set_rest(&fake.rest_url).await;
+    const LONG: Duration = Duration::from_secs(20);
+    let mut resp = tokio::time::timeout(LONG, s.http.get(s.url("slow")).send())
+        .await
+        .expect("headers came")
+        .unwrap();
+    tx.send(Bytes::from_static(b"first piece")).await.unwrap();
+    let first = tokio::time::timeout(LONG, resp.chunk()).await.unwrap();
+    assert_eq!(first.unwrap().unwrap(), "first piece");
+    // NetSuite says nothing more (the sender stays open): the agent ends the body.
+    let next = tokio::time::timeout(LONG, resp.chunk())
+        .await
+        .expect("the agent let go");
+    assert!(
+        next.is_err(),
+        "the body ended in an error, not as complete: {next:?}"
+    );
+    drop(tx);
+}
+
+#[tokio::test]
 async fn a_caller_that_stops_sending_gets_408_and_a_silent_netsuite_504() {
     let mut limits = Limits::default();
     limits.body_idle = Duration::from_millis(300);

@@ -56,7 +56,7 @@ where
     B::Error: Into<BodyError>,
 {
     let declared = body.size_hint().lower();
-    let mut body = Guarded::new(body, pace, stalled.clone());
+    let mut body = Guarded::new(body, pace, stalled.clone(), CALLER_SILENT);
     if !hold || declared > cap as u64 {
         return Ok(Outgoing::Stream(reqwest::Body::wrap(body)));
     }
@@ -86,9 +86,23 @@ where
     Ok(Outgoing::Whole(whole.freeze()))
 }
 
-/// The caller's body with a silence timer and an overall deadline, preceded by the pieces
-/// already read (when `replay`).
+const CALLER_SILENT: &str = "the caller stopped sending its request body";
+
+/// NetSuite's response body, ended with an error when NetSuite stays silent for `idle` in
+/// the middle of it (the agent then lets go of the connection).
+pub(crate) fn upstream_guard<B>(body: B, idle: Duration) -> Guarded<B> {
+    let pace = Pace {
+        idle,
+        total: Duration::from_secs(7 * 24 * 3600),
+    };
+    let silent = "NetSuite stopped sending the response body";
+    Guarded::new(body, pace, Arc::new(AtomicBool::new(false)), silent)
+}
+
+/// A body with a silence timer and an overall deadline, preceded by the pieces already read
+/// (when `replay`).
 pub(crate) struct Guarded<B> {
+    silent: &'static str,
     held: VecDeque<Bytes>,
     replay: bool,
     inner: B,
@@ -99,10 +113,11 @@ pub(crate) struct Guarded<B> {
 }
 
 impl<B> Guarded<B> {
-    fn new(inner: B, pace: Pace, stalled: Arc<AtomicBool>) -> Self {
+    fn new(inner: B, pace: Pace, stalled: Arc<AtomicBool>, silent: &'static str) -> Self {
         let now = Instant::now();
         let deadline = now + pace.total;
         Self {
+            silent,
             held: VecDeque::new(),
             replay: false,
             inner,
@@ -151,9 +166,7 @@ where
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     this.stalled.store(true, Ordering::SeqCst);
-                    Poll::Ready(Some(Err(
-                        "the caller stopped sending its request body".into()
-                    )))
+                    Poll::Ready(Some(Err(this.silent.into())))
                 }
                 Poll::Pending => Poll::Pending,
             },
