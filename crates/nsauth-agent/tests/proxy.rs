@@ -554,6 +554,27 @@ async fn netsuite_silent_mid_body_ends_the_response_instead_of_holding_it() {
 }
 
 #[tokio::test]
+async fn a_slow_answer_is_waited_for_up_to_the_response_timeout_then_504() {
+    // The idle limit is for a body already flowing; waiting for the headers has its own.
+    let mut limits = Limits::default();
+    limits.upstream_idle = Duration::from_millis(200);
+    limits.response_timeout = Duration::from_millis(1500);
+    let s = setup_with(limits).await;
+    let (fake, _) = fake_rest(String::new()).await;
+    s.set_rest(&fake.rest_url).await;
+    let started = std::time::Instant::now();
+    let head = "GET /v1/proxy/prod/hang HTTP/1.1\r\nHost: a";
+    let (status, answer) = tokio::time::timeout(Duration::from_secs(20), raw(&s.agent, head, b""))
+        .await
+        .expect("the agent let go");
+    assert_eq!(status, 504, "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "gave up early"
+    );
+}
+
+#[tokio::test]
 async fn a_caller_that_stops_sending_gets_408_and_a_silent_netsuite_504() {
     let mut limits = Limits::default();
     limits.body_idle = Duration::from_millis(300);
