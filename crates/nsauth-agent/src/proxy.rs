@@ -15,6 +15,11 @@
 //! req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body>` does the same with
 //! one process-wide [`Proxy`] of default [`Limits`].
 //!
+//! `client` is any [`TokenSource`]: an [`nsauth::Client`] (tokens through the broker and the
+//! store), or the server's in-memory token cache — which should then implement
+//! [`TokenSource::token_after_401`] by calling `Client::token_after_rejection` and keeping the
+//! new token, so that `/v1/token` stops handing out the token NetSuite refused.
+//!
 //! `rest_path_and_query` is the rest of the request target after `/v1/proxy/NAME/`, **still
 //! percent-encoded** (e.g. `record/v1/customer/42?limit=5`): never decode it first, `%2F`
 //! must stay an escape the path rules refuse rather than become a slash. The request's own
@@ -57,13 +62,50 @@ use body::{Fault, Holding, Outgoing, Pace};
 use http_body_util::BodyExt;
 use hyper::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use nsauth::{Client, Error, StoreError, Token};
+use nsauth::{AccessToken, Client, Error, StoreError, Token};
 use nsauth_core::store::FailureKind;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use url::Url;
+
+/// Where the proxy gets tokens.
+pub trait TokenSource: Send + Sync {
+    /// A token of `profile` valid for at least `min_ttl` ([`Client::token`]).
+    fn fresh_token<'a>(
+        &'a self,
+        profile: &'a str,
+        min_ttl: Duration,
+    ) -> impl Future<Output = Result<Token, Error>> + Send + 'a;
+
+    /// Another token after NetSuite refused `rejected` with a 401: one single-flight refresh
+    /// for every caller refused with it ([`Client::token_after_rejection`]).
+    fn token_after_401<'a>(
+        &'a self,
+        profile: &'a str,
+        rejected: &'a AccessToken,
+    ) -> impl Future<Output = Result<Token, Error>> + Send + 'a;
+}
+
+impl TokenSource for Client {
+    fn fresh_token<'a>(
+        &'a self,
+        profile: &'a str,
+        min_ttl: Duration,
+    ) -> impl Future<Output = Result<Token, Error>> + Send + 'a {
+        self.token(profile, min_ttl)
+    }
+
+    fn token_after_401<'a>(
+        &'a self,
+        profile: &'a str,
+        rejected: &'a AccessToken,
+    ) -> impl Future<Output = Result<Token, Error>> + Send + 'a {
+        self.token_after_rejection(profile, rejected)
+    }
+}
 
 /// The header a caller sets to `always` to have a non-idempotent request retried after a
 /// 401 (NetSuite refuses a bad token before acting), or `never` to have nothing retried.
@@ -151,7 +193,7 @@ impl Proxy {
     /// token (see the module docs); NetSuite's response, or a JSON error.
     pub async fn forward<B>(
         &self,
-        client: &Client,
+        client: &impl TokenSource,
         profile: &str,
         rest_path_and_query: &str,
         req: Request<B>,
@@ -171,7 +213,7 @@ impl Proxy {
 
     async fn try_forward<B>(
         &self,
-        client: &Client,
+        client: &impl TokenSource,
         profile: &str,
         path: &str,
         req: Request<B>,
@@ -208,7 +250,7 @@ impl Proxy {
             .await
             .map_err(|f| body_fault(&f))?;
         let token = client
-            .token(profile, self.limits.min_ttl)
+            .fresh_token(profile, self.limits.min_ttl)
             .await
             .map_err(|e| from_error(&e))?;
         let headers = headers::upstream(parts.headers);
@@ -235,7 +277,7 @@ impl Proxy {
             Some(bytes) if first.status() == reqwest::StatusCode::UNAUTHORIZED => {
                 drop(first);
                 let fresh = client
-                    .token_after_rejection(profile, &token.access_token)
+                    .token_after_401(profile, &token.access_token)
                     .await
                     .map_err(|e| from_error(&e))?;
                 (send(fresh, reqwest::Body::from(bytes)).await?, true)

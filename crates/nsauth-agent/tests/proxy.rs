@@ -10,11 +10,11 @@ mod support;
 
 use agent::{fake_rest, other_host, raw, Fed};
 use bytes::Bytes;
-use nsauth::{Client, MemoryStore, TokenStore};
-use nsauth_agent::proxy::{Limits, Proxy};
+use nsauth::{AccessToken, Client, MemoryStore, Token, TokenStore};
+use nsauth_agent::proxy::{Limits, Proxy, TokenSource};
 use nsauth_emulator::Emulator;
 use serde_json::Value;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -287,6 +287,60 @@ async fn a_401_that_lands_after_the_refresh_reuses_the_new_token() {
         .filter(|r| r.path_and_query.ends_with("/gate"))
         .count();
     assert_eq!(gates, 4, "two requests, each retried once");
+}
+
+/// A token source standing for the server's cache: counts what the proxy asks of it.
+struct Counting {
+    client: Client,
+    fresh: Arc<AtomicUsize>,
+    after_401: Arc<AtomicUsize>,
+}
+
+impl TokenSource for Counting {
+    async fn fresh_token(&self, profile: &str, min_ttl: Duration) -> Result<Token, nsauth::Error> {
+        self.fresh.fetch_add(1, Ordering::SeqCst);
+        self.client.token(profile, min_ttl).await
+    }
+
+    async fn token_after_401(
+        &self,
+        profile: &str,
+        rejected: &AccessToken,
+    ) -> Result<Token, nsauth::Error> {
+        self.after_401.fetch_add(1, Ordering::SeqCst);
+        self.client.token_after_rejection(profile, rejected).await
+    }
+}
+
+#[tokio::test]
+async fn tokens_come_from_the_token_source_the_server_gives() {
+    let s = setup().await;
+    let (fresh, after_401) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let source = Counting {
+        client: s.client.clone(),
+        fresh: fresh.clone(),
+        after_401: after_401.clone(),
+    };
+    let agent = agent::agent_over(source, Proxy::new(Limits::default())).await;
+    let url = format!("{agent}/v1/proxy/prod/record/v1/metadata-catalog");
+    assert_eq!(s.http.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(
+        (
+            fresh.load(Ordering::SeqCst),
+            after_401.load(Ordering::SeqCst)
+        ),
+        (1, 0)
+    );
+    s.emu.expire_access_tokens();
+    assert_eq!(s.http.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(
+        (
+            fresh.load(Ordering::SeqCst),
+            after_401.load(Ordering::SeqCst)
+        ),
+        (2, 1)
+    );
+    assert_eq!(s.emu.counters().refresh_token, 1);
 }
 
 /// Runs futures concurrently on the runtime's threads, in order of results.

@@ -11,7 +11,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use nsauth::Client;
 use nsauth_agent::body::Body;
-use nsauth_agent::proxy::{Outcome, Proxy};
+use nsauth_agent::proxy::{Outcome, Proxy, TokenSource};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -49,6 +49,12 @@ where
 
 /// An agent serving `ANY /v1/proxy/NAME/<rest>` through `proxy`; its base URL.
 pub async fn agent(client: Client, proxy: Proxy) -> String {
+    agent_over(client, proxy).await
+}
+
+/// [`agent`] taking its tokens from any [`TokenSource`].
+pub async fn agent_over<T: TokenSource + 'static>(source: T, proxy: Proxy) -> String {
+    let client = Arc::new(source);
     let addr = serve(move |req: Request<Incoming>| {
         let (client, proxy) = (client.clone(), proxy.clone());
         async move {
@@ -65,7 +71,7 @@ pub async fn agent(client: Client, proxy: Proxy) -> String {
                 *resp.status_mut() = hyper::StatusCode::NOT_FOUND;
                 return resp;
             };
-            let mut resp = proxy.forward(&client, name, rest, req).await;
+            let mut resp = proxy.forward(&*client, name, rest, req).await;
             // What the proxy did, made visible to the tests.
             if let Some(outcome) = resp.extensions().get::<Outcome>().copied() {
                 let v = if outcome.retried { "1" } else { "0" };
