@@ -38,9 +38,10 @@
 //!   host. Redirects are not followed: a 30x reaches the caller as it is (its `Location`
 //!   too). `TRACE` and `CONNECT` are refused (405): a TRACE echo would hand the caller the
 //!   bearer token.
-//! - Headers (`proxy/headers.rs`): the caller's `Authorization`,
-//!   `Proxy-Authorization` and `Cookie`, `Host`, the hop-by-hop headers and every `X-Nsauth-*`
-//!   header stay behind; `Set-Cookie` does not come back.
+//! - Headers (`proxy/headers.rs`): the caller's `Authorization` (on a TCP listener: the serve
+//!   key), `Proxy-Authorization` and `Cookie`, `Host`, the hop-by-hop headers and every
+//!   `X-Nsauth-*` header stay behind; `Set-Cookie` does not come back. The agent adds no
+//!   `Forwarded`/`Via` header of its own.
 //! - On a 401 from NetSuite: one [`nsauth::Client::token_after_rejection`] (the refused token
 //!   is marked expired and single flight makes one refresh for every caller hit by it) and
 //!   one retry — for GET, HEAD, OPTIONS, PUT and DELETE, or any method when the caller sends
