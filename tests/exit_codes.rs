@@ -104,10 +104,13 @@ fn doctor_on_a_bad_store_uri_exits_2() {
 
 /// URIs with a known scheme that its backend refuses. The backends turn their URI errors into
 /// `StoreError::Config`; before that, these exited 4 ("store unavailable").
+/// A store URI made from the sandbox directory, and what the error must say.
+type Case = (fn(&str) -> String, &'static [&'static str]);
+
 #[test]
 fn a_store_uri_its_backend_refuses_exits_2() {
     // Each URI is made from the sandbox directory, so that anything it created is seen.
-    let cases: &[(fn(&str) -> String, &[&str])] = &[
+    let cases: &[Case] = &[
         (|_| "vault://127.0.0.1:8200".into(), &["expected vault://"]),
         (|_| "vault://127.0.0.1:8200/".into(), &["expected vault://"]),
         (

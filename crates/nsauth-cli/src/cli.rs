@@ -286,6 +286,39 @@ pub enum M2mCmd {
         #[arg(long, default_value = "nsauth")]
         subject: String,
     },
+    /// Make the next key and certificate of the --profile (client credentials) while the
+    /// current one keeps working; `profile set NAME --certificate-id NEW_ID` switches over.
+    Rotate(M2mRotateArgs),
+}
+
+/// `nsauth m2m rotate`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("step").args(["replace", "show", "finish", "cancel"]))]
+pub struct M2mRotateArgs {
+    /// ec-p256, ec-p384, ec-p521, rsa-3072 or rsa-4096 (default: that of the current key).
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// Certificate validity in days (NetSuite accepts at most 730).
+    #[arg(long, default_value_t = nsauth_core::m2m::rotate::DEFAULT_DAYS)]
+    pub days: u32,
+    /// Certificate subject (CN).
+    #[arg(long, default_value = "nsauth")]
+    pub subject: String,
+    /// Also write the certificate (public) to this new file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Make a new next certificate even though one is already waiting.
+    #[arg(long)]
+    pub replace: bool,
+    /// Print the waiting next certificate again.
+    #[arg(long)]
+    pub show: bool,
+    /// Forget the previous key, once its certificate was removed in NetSuite.
+    #[arg(long)]
+    pub finish: bool,
+    /// Drop the waiting next certificate.
+    #[arg(long)]
+    pub cancel: bool,
 }
 
 #[cfg(test)]

@@ -169,6 +169,7 @@ pub fn status_json(name: &str, rec: &Record, now: OffsetDateTime) -> Value {
                 .and_then(|pem| nsauth_core::m2m::inspect_certificate(pem).ok())
                 .map(|c| c.not_after)
         ),
+        "certificates": certificates_json(rec),
         "moved_to": rec.moved.as_ref().map(|m| m.to.clone()),
         "refresh_count": rec.meta.refresh_count,
         "updated_at": rfc3339(Some(rec.meta.updated_at)),
@@ -176,6 +177,14 @@ pub fn status_json(name: &str, rec: &Record, now: OffsetDateTime) -> Value {
         "pending_logins": rec.pending.iter().filter(|p| p.expires_at > now).count(),
         "last_failure": rec.last_failure.as_ref().map(|f| f.message.clone()),
     })
+}
+
+/// The certificates of a profile (active, next, previous): role, certificate ID, end of validity.
+fn certificates_json(rec: &Record) -> Value {
+    nsauth_core::m2m::rotate::certificates(rec)
+        .into_iter()
+        .map(|c| json!({"role": c.role, "certificate_id": c.certificate_id, "not_after": rfc3339(c.not_after)}))
+        .collect()
 }
 
 /// A human line for a time: `2026-11-20 14:02 UTC (in 3h 2m)`.

@@ -80,6 +80,8 @@ pub async fn migrate_profile(
     }
     let mut copy = Record::new(source.profile.clone());
     copy.tokens = source.tokens.clone();
+    copy.next_certificate = source.next_certificate.clone();
+    copy.previous_certificate = source.previous_certificate.clone();
     copy.meta.refresh_count = source.meta.refresh_count;
     copy.touch();
     let copy_version = match dst.put(name, &copy, Precondition::Create).await {

@@ -113,6 +113,54 @@ pub(crate) fn verify_signature(
     }
 }
 
+/// What NetSuite checks when an administrator maps a certificate: X.509 PEM, a key it accepts,
+/// valid now and for at most two years. Returns the end of validity (Unix seconds).
+pub(crate) fn check_mapping(cert_pem: &str) -> Result<u64, String> {
+    let cert = Certificate::from_pem(cert_pem.as_bytes())
+        .map_err(|e| format!("the certificate is not X.509 PEM: {e}"))?;
+    let validity = &cert.tbs_certificate.validity;
+    let (nb, na) = (
+        validity.not_before.to_unix_duration().as_secs(),
+        validity.not_after.to_unix_duration().as_secs(),
+    );
+    if na.saturating_sub(nb) > MAX_CERT_DAYS * 86_400 {
+        return Err("the certificate is valid for more than two years".into());
+    }
+    if na <= now() {
+        return Err("the certificate has expired".into());
+    }
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    let der = spki.to_der().map_err(|e| e.to_string())?;
+    if let Ok(key) = rsa::RsaPublicKey::from_public_key_der(&der) {
+        if key.size() * 8 < MIN_RSA_BITS {
+            return Err(format!("RSA keys must have at least {MIN_RSA_BITS} bits"));
+        }
+        return Ok(na);
+    }
+    let point = spki.subject_public_key.raw_bytes();
+    let ec = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).is_ok()
+        || p384::ecdsa::VerifyingKey::from_sec1_bytes(point).is_ok()
+        || p521::ecdsa::VerifyingKey::from_sec1_bytes(point).is_ok();
+    if ec {
+        Ok(na)
+    } else {
+        Err("the key must be RSA 3072/4096 or EC P-256/384/521".into())
+    }
+}
+
+/// The end of validity (Unix seconds) of a mapped certificate; 0 when it does not parse.
+pub(crate) fn not_after(cert_pem: &str) -> u64 {
+    Certificate::from_pem(cert_pem.as_bytes())
+        .map(|c| {
+            c.tbs_certificate
+                .validity
+                .not_after
+                .to_unix_duration()
+                .as_secs()
+        })
+        .unwrap_or(0)
+}
+
 fn int(claims: &serde_json::Map<String, Value>, name: &str) -> Result<u64, OAuthError> {
     claims
         .get(name)

@@ -28,6 +28,35 @@ pub struct CertificateMapping {
     pub certificate_pem: String,
 }
 
+/// How many unexpired certificates NetSuite (2026.1) maps to one integration at a time.
+pub const MAX_ACTIVE_CERTIFICATES: usize = 5;
+
+/// Why [`crate::Emulator::map_certificate`] refused a certificate, as NetSuite's setup page does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateRefused {
+    /// No integration with that client ID.
+    UnknownClient(String),
+    /// The integration already has [`MAX_ACTIVE_CERTIFICATES`] unexpired certificates.
+    TooMany,
+    /// Not PEM, a key NetSuite does not take, expired, or valid for more than two years.
+    Invalid(String),
+}
+
+impl std::fmt::Display for CertificateRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownClient(id) => write!(f, "no integration with client ID {id:?}"),
+            Self::TooMany => write!(
+                f,
+                "the integration already has {MAX_ACTIVE_CERTIFICATES} active certificates; remove one first"
+            ),
+            Self::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for CertificateRefused {}
+
 /// An integration record.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientSpec {

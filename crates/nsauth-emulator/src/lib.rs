@@ -48,7 +48,8 @@ mod token;
 pub use assertion::ALGORITHMS;
 pub use browser::{browser_login, Browser};
 pub use config::{
-    CertificateMapping, ClientSpec, ConsentPolicy, Counters, DemoFixtures, Fault, DEFAULT_SCOPES,
+    CertificateMapping, CertificateRefused, ClientSpec, ConsentPolicy, Counters, DemoFixtures,
+    Fault, DEFAULT_SCOPES, MAX_ACTIVE_CERTIFICATES,
 };
 pub use record::{Invalidated, IssuedBy, IssuedToken, TokenKind};
 pub use server::{Emulator, AUTHORIZE_PATH, DEFAULT_ACCOUNT_ID, REVOKE_PATH, TOKEN_PATH};

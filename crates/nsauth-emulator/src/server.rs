@@ -1,6 +1,8 @@
 //! The [`Emulator`] handle: starts the HTTP server and configures it while it runs.
 
-use crate::config::{CertificateMapping, ClientSpec, Counters, DemoFixtures, Fault};
+use crate::config::{
+    CertificateMapping, CertificateRefused, ClientSpec, Counters, DemoFixtures, Fault,
+};
 use crate::pages::{CONSENT_PATH, LOGIN_PATH};
 use crate::record::IssuedToken;
 use crate::respond::BODY_LIMIT;
@@ -138,6 +140,51 @@ impl Emulator {
             }
             None => tracing::warn!(client_id, "add_certificate: no such client"),
         }
+    }
+
+    /// Maps a certificate as a NetSuite administrator does (replacing one with the same `kid`),
+    /// with NetSuite's rules: X.509 PEM with an RSA 3072/4096 or EC P-256/384/521 key, not
+    /// expired, valid for at most two years, and at most [`crate::MAX_ACTIVE_CERTIFICATES`]
+    /// unexpired certificates per integration. [`Emulator::add_certificate`] skips these checks
+    /// (to test what the token endpoint does with a bad mapping).
+    pub fn map_certificate(
+        &self,
+        client_id: &str,
+        mapping: CertificateMapping,
+    ) -> Result<(), CertificateRefused> {
+        crate::assertion::check_mapping(&mapping.certificate_pem)
+            .map_err(CertificateRefused::Invalid)?;
+        let mut st = self.shared().lock();
+        let client = st
+            .clients
+            .get_mut(client_id)
+            .ok_or_else(|| CertificateRefused::UnknownClient(client_id.to_owned()))?;
+        let now = crate::state::now();
+        let active = client
+            .certificates
+            .iter()
+            .filter(|m| {
+                m.kid != mapping.kid && crate::assertion::not_after(&m.certificate_pem) > now
+            })
+            .count();
+        if active >= crate::config::MAX_ACTIVE_CERTIFICATES {
+            return Err(CertificateRefused::TooMany);
+        }
+        client.certificates.retain(|m| m.kid != mapping.kid);
+        client.certificates.push(mapping);
+        Ok(())
+    }
+
+    /// Removes a certificate mapping; assertions with its `kid` are refused from then on.
+    /// Returns whether it was mapped.
+    pub fn remove_certificate(&self, client_id: &str, kid: &str) -> bool {
+        let mut st = self.shared().lock();
+        let Some(client) = st.clients.get_mut(client_id) else {
+            return false;
+        };
+        let before = client.certificates.len();
+        client.certificates.retain(|m| m.kid != kid);
+        client.certificates.len() != before
     }
 
     /// Adds a NetSuite user who can log in (e-mail compared case-insensitively).

@@ -218,6 +218,23 @@ impl fmt::Debug for Profile {
     }
 }
 
+/// A client-credentials certificate other than the profile's current one: the next one made by
+/// `nsauth m2m rotate`, or the previous one kept after a switch-over. The key is a secret (its
+/// `Debug` is redacted); the certificate is public.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredCertificate {
+    /// The private key (PKCS#8 PEM).
+    pub private_key: PrivateKeyPem,
+    /// The self-signed certificate (PEM) to upload to NetSuite.
+    pub certificate_pem: String,
+    /// The certificate ID NetSuite shows, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_id: Option<String>,
+    /// When nsauth made it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+}
+
 /// Default refresh token validity when neither the token nor the profile says: 7 days, the
 /// historical NetSuite default.
 pub const DEFAULT_REFRESH_VALIDITY_HOURS: u32 = 168;
@@ -483,5 +500,55 @@ mod tests {
         assert!(validate_scopes(&["mcp".into(), "restlets".into()]).is_err());
         assert!(validate_scopes(&["openid".into()]).is_err());
         assert!(validate_scopes(&[]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod rotation_record_tests {
+    use crate::record::{decode_record, encode_record, Record};
+
+    fn record_json() -> serde_json::Value {
+        let mut p = super::Profile::new(crate::account::AccountId::parse("1234567").unwrap(), "c");
+        p.certificate_id = Some("OLD".into());
+        serde_json::from_slice(&encode_record(&Record::new(p))).unwrap()
+    }
+
+    #[test]
+    fn records_without_rotation_fields_load_and_do_not_grow_them() {
+        let json = record_json();
+        assert!(json.get("next_certificate").is_none());
+        let rec = decode_record(json.to_string().as_bytes()).unwrap();
+        assert!(rec.next_certificate.is_none() && rec.previous_certificate.is_none());
+        let again = String::from_utf8(encode_record(&rec)).unwrap();
+        assert!(!again.contains("_certificate\""), "{again}");
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_as_by_older_builds() {
+        // Older builds derive the same way (no deny_unknown_fields): they read a record with
+        // a rotation in progress, and drop it only if they write the record back.
+        let mut json = record_json();
+        json["profile"]["future_field"] = serde_json::json!(1);
+        json["future_field"] = serde_json::json!(1);
+        let rec = decode_record(json.to_string().as_bytes()).unwrap();
+        assert_eq!(rec.profile.certificate_id.as_deref(), Some("OLD"));
+    }
+
+    #[test]
+    fn stored_certificate_debug_redacts_the_key() {
+        let c = super::StoredCertificate {
+            private_key: crate::secret::PrivateKeyPem::new(
+                "-----BEGIN PRIVATE KEY-----\nSECRETBYTES\n",
+            ),
+            certificate_pem: "PUBLIC".into(),
+            certificate_id: Some("NEW".into()),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRETBYTES"), "{shown}");
+        assert!(
+            shown.contains("[redacted]") && shown.contains("NEW"),
+            "{shown}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The record a store keeps for one profile, and its codec.
 
-use crate::profile::Profile;
+use crate::profile::{Profile, StoredCertificate};
 use crate::secret::CodeVerifier;
 use crate::token::TokenSet;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,14 @@ pub struct Record {
     /// with tokens, or migrate): this copy must not refresh any more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved: Option<Moved>,
+    /// A certificate made by `nsauth m2m rotate` and not yet switched to: it waits for the
+    /// NetSuite administrator to upload it and for `profile set --certificate-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_certificate: Option<StoredCertificate>,
+    /// The certificate used before the last switch-over, kept (with its key) until
+    /// `nsauth m2m rotate --finish`, so that a wrong switch can be undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_certificate: Option<StoredCertificate>,
     /// Book-keeping.
     pub meta: Metadata,
 }
@@ -62,6 +70,8 @@ impl Record {
             pending: Vec::new(),
             last_failure: None,
             moved: None,
+            next_certificate: None,
+            previous_certificate: None,
             meta: Metadata::now(),
         }
     }

@@ -68,6 +68,7 @@ pub use builder::{
 };
 pub use client::{Client, Token};
 pub use nsauth_core::Error;
+pub use nsauth_store::record::FailureKind;
 pub use nsauth_store::secret::AccessToken;
 pub use nsauth_store::{MemoryStore, StoreError, TokenStore};
 pub use registry::{backends, default_store_uri, open_store, Backend};

@@ -52,7 +52,7 @@ async fn token_gives_the_access_token_account_and_rest_base() {
         .token("nobody", Duration::from_secs(60))
         .await
         .unwrap_err();
-    assert_eq!(e.exit_code(), 2, "{e}");
+    assert_eq!(e.kind(), nsauth_core::store::FailureKind::Invalid, "{e}");
 }
 
 #[tokio::test]
@@ -170,7 +170,11 @@ async fn the_token_never_goes_to_another_host() {
     for url in &elsewhere {
         let rb = reqwest::Client::new().get(url);
         let e = api.send(rb).await.unwrap_err();
-        assert_eq!(e.exit_code(), 2, "{url}: {e}");
+        assert_eq!(
+            e.kind(),
+            nsauth_core::store::FailureKind::Invalid,
+            "{url}: {e}"
+        );
         assert!(e.to_string().contains("refusing to send the token"), "{e}");
         assert!(!e.to_string().contains('\n'), "{e}");
     }
@@ -183,7 +187,11 @@ async fn the_token_never_goes_to_another_host() {
         "../../x".into(),
     ] {
         let e = api.get(&path).await.unwrap_err();
-        assert_eq!(e.exit_code(), 2, "{path}: {e}");
+        assert_eq!(
+            e.kind(),
+            nsauth_core::store::FailureKind::Invalid,
+            "{path}: {e}"
+        );
     }
     assert_eq!(
         seen.load(Ordering::SeqCst),

@@ -46,7 +46,7 @@ const IDLE_CPU_PCT: f64 = 1.0;
 
 /// How much to measure.
 #[derive(Clone, Debug)]
-pub(crate) struct AgentOpts {
+struct AgentOpts {
     pub profiles: usize,
     /// Seconds at 1,000 requests/s.
     pub rate_secs: u64,
@@ -61,7 +61,7 @@ pub(crate) struct AgentOpts {
 }
 
 impl AgentOpts {
-    pub(crate) fn new(quick: bool, profiles: usize) -> Self {
+    fn new(quick: bool, profiles: usize) -> Self {
         Self {
             profiles,
             rate_secs: if quick { 5 } else { 20 },
@@ -91,8 +91,42 @@ struct Figures {
     errors: Vec<String>,
 }
 
-/// What the bench already set up: the sandbox, the emulator and its login details.
-pub(crate) struct Emulator<'a> {
+/// `cargo xtask bench --only agent`, and the last part of a full run: a sandbox and an
+/// emulator of its own (no OpenBao or moto needed), then [`run`].
+pub(crate) fn standalone(
+    bin: &Path,
+    quick: bool,
+    profiles: usize,
+    out: &Path,
+) -> Result<(), String> {
+    let mut cleanup = super::run::Cleanup::default();
+    let run_id = hex::encode(super::run::random_bytes::<4>());
+    let tmp = std::env::temp_dir().join(format!(
+        "nsauth-bench-agent-{}-{run_id}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(tmp.join("home")).map_err(|e| e.to_string())?;
+    cleanup.tmp = Some(tmp.clone());
+    let base_env = super::run::sandbox_env(&tmp.join("home"), super::run::random_store_key());
+    let sb = Arc::new(Sandbox {
+        bin: bin.to_owned(),
+        base_env,
+    });
+    let emu = super::run::start_emulator(&sb)?;
+    cleanup.emulator = Some(emu.child);
+    let e = Emulator {
+        base: &emu.base,
+        account: &emu.account,
+        client_id: &emu.client_id,
+        redirect: &emu.redirect,
+        email: &emu.email,
+        password: &emu.password,
+    };
+    run(&sb, &e, &tmp, &AgentOpts::new(quick, profiles), out)
+}
+
+/// The emulator a run measures against, and its login details.
+struct Emulator<'a> {
     pub base: &'a str,
     pub account: &'a str,
     pub client_id: &'a str,
@@ -102,7 +136,7 @@ pub(crate) struct Emulator<'a> {
 }
 
 /// Measures the agent and `nsauth token` in `tmp/agent`; the markdown written into `out`.
-pub(crate) fn run(
+fn run(
     sb: &Arc<Sandbox>,
     emu: &Emulator<'_>,
     tmp: &Path,
@@ -128,13 +162,13 @@ pub(crate) fn run(
     let sock = dir.join("run/nsauth.sock");
     let mut agent = Agent::start(sb, &store, &sock, &dir.join("agent.log"))?;
     let mut f = Figures::default();
-    let load_before = super::loadavg();
+    let load_before = super::machine::loadavg();
     let measured = measure_agent(&agent, opts, emu, &mut f);
     agent.stop();
     measured?;
     measure_process(sb, &store, opts, &mut f)?;
     let md = render(opts, &f, login_s, &load_before, started.elapsed());
-    super::write_block(out, BEGIN, END, &md)?;
+    super::render::write_block(out, BEGIN, END, &md)?;
     eprintln!("{md}");
     Ok(())
 }
@@ -470,7 +504,7 @@ fn render(
          The bench's client threads run on the same cores as the agent. Took {:.0} s.\n",
         opts.profiles,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        super::loadavg(),
+        super::machine::loadavg(),
         took.as_secs_f64()
     );
     let _ = writeln!(

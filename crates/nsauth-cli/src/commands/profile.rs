@@ -5,6 +5,7 @@ use crate::cli::{GrantArg, ProfileCmd, ProfileSetArgs};
 use crate::exit::Exit;
 use crate::output;
 use nsauth_core::account::AccountId;
+use nsauth_core::m2m::rotate;
 use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile};
 use nsauth_core::secret::{ClientSecret, PrivateKeyPem};
 use nsauth_core::store::{self, Precondition, Record};
@@ -208,7 +209,7 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<Exit, Error> {
             );
         }
         Some(_) => {
-            store::update(store.as_ref(), &name, |rec| {
+            let switched = store::update(store.as_ref(), &name, |rec| {
                 let identity_changed = rec.profile.account_id != profile.account_id
                     || rec.profile.client_id != profile.client_id
                     || rec.profile.grant != profile.grant;
@@ -217,11 +218,22 @@ async fn set(ctx: &Ctx, args: ProfileSetArgs) -> Result<Exit, Error> {
                     rec.tokens = None;
                     rec.pending.clear();
                 }
+                let old_id = rec.profile.certificate_id.clone();
                 rec.profile = profile.clone();
                 rec.last_failure = None;
-                Ok(())
+                let key_given = args.private_key_file.is_some();
+                Ok(rotate::switch_certificate(
+                    rec,
+                    old_id.as_deref(),
+                    key_given,
+                ))
             })
             .await?;
+            match switched.0 {
+                rotate::Switch::ToNext => ctx.note(format!("profile {name}: switched to the rotated certificate; the previous key is kept until: nsauth m2m rotate --profile {name} --finish")),
+                rotate::Switch::BackToPrevious => ctx.note(format!("profile {name}: switched back to the previous certificate")),
+                rotate::Switch::Unchanged => {}
+            }
             ctx.note(format!("profile {name} updated in {}", store.describe()));
             super::audit::record(
                 ctx,

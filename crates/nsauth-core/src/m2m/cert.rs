@@ -26,7 +26,7 @@ use crate::secret::PrivateKeyPem;
 use crate::Error;
 
 /// NetSuite refuses certificates valid for more than two years.
-const MAX_DAYS: u32 = 730;
+pub(crate) const MAX_DAYS: u32 = 730;
 /// X.520 upper bound for a common name.
 const MAX_SUBJECT_CHARS: usize = 64;
 

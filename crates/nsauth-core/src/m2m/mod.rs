@@ -19,6 +19,9 @@ mod cert;
 mod jws;
 mod key;
 mod pem;
+pub mod rotate;
+#[cfg(test)]
+mod rotate_tests;
 #[cfg(test)]
 mod tests;
 

@@ -400,3 +400,22 @@ async fn a_retire_whose_answer_was_lost_keeps_the_copy_and_a_rerun_finishes() {
 }
 
 mod histories;
+
+#[tokio::test]
+async fn a_certificate_rotation_in_progress_moves_with_the_profile() {
+    let key = crate::m2m::generate_key(crate::m2m::KeyAlgorithm::EcP256, 30, "t").unwrap();
+    let stored = crate::profile::StoredCertificate {
+        private_key: key.private_key,
+        certificate_pem: key.certificate_pem,
+        certificate_id: Some("OLD".into()),
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    let mut src = logged_in(false, 1);
+    src.next_certificate = Some(stored.clone());
+    src.previous_certificate = Some(stored);
+    let (s, d) = stores_with(src.clone(), None);
+    run(&s, d.as_ref(), false).await.unwrap();
+    let copy = d.get("pub").unwrap();
+    assert_eq!(copy.next_certificate, src.next_certificate);
+    assert_eq!(copy.previous_certificate, src.previous_certificate);
+}
