@@ -11,12 +11,7 @@ use nsauth_core::store::FailureKind;
 /// A JSON error response `{"error", "message", "exit_code"}` (`exit_code` has the meaning of
 /// the CLI's exit codes: 2 bad input, 3 login needed, 4 store, 5 NetSuite), never cached; the
 /// same shape as the server's `reply::json_error`, which may replace it.
-fn error_response(
-    status: StatusCode,
-    error: &str,
-    message: &str,
-    exit_code: u8,
-) -> Response<Body> {
+fn error_response(status: StatusCode, error: &str, message: &str, exit_code: u8) -> Response<Body> {
     let message = one_line(message);
     let body = serde_json::json!({ "error": error, "message": message, "exit_code": exit_code });
     let mut resp = Response::new(full(body.to_string()));
