@@ -8,6 +8,7 @@
 //! Comparisons are interleaved round-robin in one go so that their ratios hold on a noisy
 //! machine. CI does not run this.
 
+mod agent;
 mod hot;
 mod http;
 mod machine;
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--runs N] [--profiles N] [--remote-profiles N] \
-[--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms] \
+[--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms|agent] [--agent-profiles N] \
 [--stores sqlite,file,vault,aws] [--bin PATH] [--before-bin PATH] [--no-build] [--out FILE]";
 
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, edits inside are overwritten -->";
@@ -52,6 +53,10 @@ struct Opts {
     refresh_delay_ms: u64,
     /// `--only storms`: storms and their baselines, nothing else.
     only_storms: bool,
+    /// `--only agent`: `nsauth serve` and its `nsauth token` baseline, nothing else.
+    only_agent: bool,
+    /// `--agent-profiles`: profiles the agent serves (1,000).
+    agent_profiles: usize,
     /// `--stores`: labels of the stores to measure (all when `None`).
     stores: Option<Vec<String>>,
     /// `--bin`: the nsauth to measure instead of building one.
@@ -73,6 +78,8 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         storm_sizes: vec![32, 128],
         refresh_delay_ms: 500,
         only_storms: false,
+        only_agent: false,
+        agent_profiles: 1000,
         stores: None,
         bin: None,
         before_bin: None,
@@ -92,6 +99,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--runs" => o.runs = num("--runs")?.max(1) as usize,
             "--profiles" => o.profiles = num("--profiles")?.max(1) as usize,
             "--remote-profiles" => o.remote_profiles = num("--remote-profiles")?.max(1) as usize,
+            "--agent-profiles" => o.agent_profiles = num("--agent-profiles")?.max(1) as usize,
             "--storm-reps" => o.storm_reps = num("--storm-reps")?.max(1) as usize,
             "--refresh-delay-ms" => o.refresh_delay_ms = num("--refresh-delay-ms")?,
             "--storm-sizes" => {
@@ -104,9 +112,10 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             }
             "--only" => match it.next().map(String::as_str) {
                 Some("storms") => o.only_storms = true,
+                Some("agent") => o.only_agent = true,
                 other => {
                     return Err(format!(
-                        "--only takes `storms`, not `{}`\n{USAGE}",
+                        "--only takes `storms` or `agent`, not `{}`\n{USAGE}",
                         other.unwrap_or("nothing")
                     ))
                 }
@@ -195,6 +204,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
 
     let bin = setup::binary(&opts)?;
+    if opts.only_agent {
+        return agent::standalone(&bin, opts.quick, opts.agent_profiles, &opts.out);
+    }
     let bench = setup::Bench::start(&opts, bin, &mut cleanup, &mut res)?;
     bench.login_profiles(&opts)?;
 
@@ -223,6 +235,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         // 5. Startup: where a cached `token` spends its time.
         if let Some(sqlite) = bench.stores.iter().find(|s| s.label == "sqlite") {
             startup::startup_profile(&bench.sb, sqlite, &bench.stores, &bench.tmp, &mut res);
+        }
+        // 6. nsauth serve (issue #11), beside nsauth token as a process.
+        let serve = agent::standalone(&bench.sb.bin, opts.quick, opts.agent_profiles, &opts.out);
+        if let Err(e) = serve {
+            log(format!("nsauth serve not measured: {e}"));
+            res.notes.push(format!("nsauth serve not measured: {e}"));
         }
     }
 
