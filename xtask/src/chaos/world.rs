@@ -60,19 +60,15 @@ pub struct World {
     client_secrets: Vec<Option<String>>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 impl World {
     /// Sets everything up; `remote` is the `.services/env` of running OpenBao/moto, if any.
     pub fn new(bin: PathBuf, remote: &[(String, String)]) -> Result<World, String> {
-        let run_id = hex(&crate::bench::random_bytes::<4>());
+        let run_id = hex::encode(crate::bench::random_bytes::<4>());
         let tmp =
             std::env::temp_dir().join(format!("nsauth-chaos-{}-{run_id}", std::process::id()));
         let home = tmp.join("home");
         std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
-        let key = crate::bench::base64(&crate::bench::random_bytes::<32>());
+        let key = crate::bench::random_store_key();
         let base_env = crate::bench::sandbox_env(&home, key.clone());
         let sb = Sandbox { bin, base_env };
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -203,7 +199,7 @@ impl World {
         let (mut secret, mut m2m) = (None, None);
         match flavor {
             Flavor::Confidential => {
-                let s = hex(&crate::bench::random_bytes::<24>());
+                let s = hex::encode(crate::bench::random_bytes::<24>());
                 self.emu
                     .add_client(ClientSpec::confidential(&client_id, &s, REDIRECT));
                 self.secrets.push(s.clone());

@@ -170,8 +170,7 @@ pub async fn check(ctx: &Ctx, within: &str, all: bool) -> Result<Exit, Error> {
                 format!("login needed; run: nsauth login --profile {name}")
             }
             (Health::NeedsLogin, GrantKind::ClientCredentials) => {
-                "the certificate has expired; run nsauth m2m keygen and upload the new certificate"
-                    .into()
+                format!("the certificate has expired; run: nsauth --profile {name} m2m rotate, and upload the certificate it prints")
             }
             (Health::Expiring, GrantKind::AuthorizationCode) => {
                 let end = rec
@@ -183,7 +182,7 @@ pub async fn check(ctx: &Ctx, within: &str, all: bool) -> Result<Exit, Error> {
                 format!("the refresh token ends {end}, within {within}; run: nsauth login --profile {name}")
             }
             (Health::Expiring, GrantKind::ClientCredentials) => {
-                "the certificate expires within 30 days; make and upload a new one".into()
+                format!("the certificate expires within 30 days; run: nsauth --profile {name} m2m rotate, and upload the certificate it prints (the current one keeps working meanwhile)")
             }
         };
         if h != Health::Ok {

@@ -51,7 +51,12 @@ pub fn profile_checks(rec: &Record, name: &ProfileName, now: OffsetDateTime) -> 
         }
         GrantKind::ClientCredentials => {
             out.push(scopes_check(p, &set));
-            out.extend(m2m_checks(p, &set, now));
+            out.extend(m2m_checks(
+                p,
+                &set,
+                &format!("nsauth --profile {name} m2m rotate"),
+                now,
+            ));
         }
     }
     out
@@ -225,7 +230,7 @@ fn tokens_check(rec: &Record, name: &ProfileName, now: OffsetDateTime) -> Check 
     }
 }
 
-fn m2m_checks(p: &Profile, set: &str, now: OffsetDateTime) -> Vec<Check> {
+fn m2m_checks(p: &Profile, set: &str, rotate: &str, now: OffsetDateTime) -> Vec<Check> {
     let keygen = format!("nsauth m2m keygen --out DIR, upload DIR/certificate.pem to NetSuite, then: {set} --certificate-id ID --private-key-file DIR/private-key.pem");
     let mut out = Vec::new();
     let key = match &p.private_key {
@@ -265,7 +270,7 @@ fn m2m_checks(p: &Profile, set: &str, now: OffsetDateTime) -> Vec<Check> {
     };
     out.push(match m2m::inspect_certificate(pem) {
         Err(e) => Check::from_error("certificate", &e, keygen.clone()),
-        Ok(c) => certificate_check(&c, now, &keygen),
+        Ok(c) => certificate_check(&c, now, &keygen, rotate),
     });
     if let Some(key) = key {
         out.push(match m2m::certificate_matches_key(pem, key) {
@@ -282,7 +287,12 @@ fn m2m_checks(p: &Profile, set: &str, now: OffsetDateTime) -> Vec<Check> {
     out
 }
 
-fn certificate_check(c: &m2m::CertificateInfo, now: OffsetDateTime, keygen: &str) -> Check {
+fn certificate_check(
+    c: &m2m::CertificateInfo,
+    now: OffsetDateTime,
+    keygen: &str,
+    rotate: &str,
+) -> Check {
     let what = format!("{} ({})", c.subject, c.key_description);
     let accepted = [
         "EC P-256",
@@ -319,7 +329,9 @@ fn certificate_check(c: &m2m::CertificateInfo, now: OffsetDateTime, keygen: &str
         return Check::warn(
             "certificate",
             format!("{what} expires {}", relative(c.not_after, now)),
-            format!("rotate before then: {keygen}"),
+            format!(
+                "rotate before then (the current certificate keeps working meanwhile): {rotate}"
+            ),
         );
     }
     if c.validity_days > 730 {
