@@ -752,3 +752,47 @@ async fn agents_started_at_once_on_one_socket_leave_exactly_one_serving() {
         assert!(!socket.exists());
     }
 }
+
+/// The REST proxy through `nsauth serve`: a round trip without the token reaching the caller,
+/// NetSuite's 401 answered by one refresh and one retry, a profile the agent does not serve
+/// refused, and the statuses counted per profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_calls_netsuite_without_handing_out_the_token() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    set_public_profile(&sb, &emu, "other");
+    login(&sb, "prod").await;
+    login(&sb, "other").await;
+    let agent = start(&sb, &["--profile", "prod"]);
+    let socket = agent.socket();
+    let token = json(&get_unix(&socket, "/v1/token?profile=prod").1)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let target = "/v1/proxy/prod/record/v1/metadata-catalog";
+    let calls = emu.counters().api_calls;
+    let (status, body) = get_unix(&socket, target);
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(&token), "the token reached the caller");
+    assert_eq!(emu.counters().api_calls, calls + 1);
+
+    // NetSuite ends every access token: the proxy refreshes once and retries.
+    emu.expire_access_tokens();
+    let refreshes = emu.counters().refresh_token;
+    let (status, body) = get_unix(&socket, target);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(emu.counters().refresh_token, refreshes + 1);
+
+    // Only served profiles are proxied.
+    let (status, body) = get_unix(&socket, "/v1/proxy/other/record/v1/metadata-catalog");
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(json(&body)["exit_code"], 2);
+    assert_eq!(
+        metric(
+            &socket,
+            "nsauth_agent_proxy_requests_total{profile=\"prod\",status=\"200\"} "
+        ),
+        Some(2)
+    );
+}

@@ -10,8 +10,8 @@ use hyper::{header, Method, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The longest request target the agent reads.
-const MAX_TARGET: usize = 4096;
+/// The longest request target the agent reads (a proxied REST query included).
+const MAX_TARGET: usize = 8192;
 /// The default `min_ttl`, as `nsauth token --min-ttl`.
 const DEFAULT_MIN_TTL: u64 = 60;
 /// The most `min_ttl` can ask (NetSuite access tokens live 60 minutes).
@@ -56,8 +56,7 @@ pub async fn handle(app: Arc<App>, keyed: bool, req: Request<Incoming>) -> Respo
         ));
     }
     let path = req.uri().path().to_owned();
-    if let Some(rest) = path.strip_prefix("/v1/proxy/") {
-        let _ = rest;
+    if path.starts_with("/v1/proxy/") {
         return proxy(&app, req).await;
     }
     let route = match path.as_str() {
@@ -105,18 +104,37 @@ enum Route {
     Metrics,
 }
 
-/// `/v1/proxy/NAME/...`: forwarded by the proxy module.
-async fn proxy(_app: &App, _req: Request<Incoming>) -> Response<Body> {
-    // ---- PROXY CALL SITE (issue #11, proxy.rs) ----
-    // When the proxy lands: split NAME from the rest of the path and call
-    //   crate::proxy::forward(app.tokens.client(), name, rest_path_and_query, req).await
-    // and count the status with app.tokens.metrics().proxy_status(name, status).
-    json_error(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "the REST proxy is not available in this build; use /v1/token",
-        1,
-    )
+/// `/v1/proxy/NAME/REST`: forwarded by the proxy module to the REST base of a profile this
+/// agent serves; the status is counted per profile.
+async fn proxy(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("", |p| p.as_str())
+        .to_owned();
+    let Some((name, rest)) = split_proxy_target(&target) else {
+        return bad_request(
+            "a proxy request is /v1/proxy/PROFILE/<path under services/rest/>, e.g. /v1/proxy/prod/record/v1/metadata-catalog",
+        );
+    };
+    if let Err(e) = app.tokens.serves(&name) {
+        return crate::reply::error(&e);
+    }
+    let resp = crate::proxy::forward(app.tokens.client(), &name, rest, req).await;
+    app.tokens
+        .metrics()
+        .proxy_status(&name, resp.status().as_u16());
+    resp
+}
+
+/// `/v1/proxy/NAME/REST?QUERY` → (NAME decoded, `REST?QUERY` still percent-encoded).
+fn split_proxy_target(target: &str) -> Option<(String, &str)> {
+    let after = target.strip_prefix("/v1/proxy/")?;
+    let (name, rest) = after.split_once('/')?;
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .ok()?;
+    (!name.is_empty() && !name.contains('?')).then(|| (name.into_owned(), rest))
 }
 
 /// The query of `/v1/token`: `profile` (required) and `min_ttl` (seconds, default 60).
@@ -209,6 +227,31 @@ fn health(app: &App) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_targets_split_into_profile_and_the_encoded_rest() {
+        assert_eq!(
+            split_proxy_target("/v1/proxy/prod/record/v1/customer/42?limit=5"),
+            Some(("prod".into(), "record/v1/customer/42?limit=5"))
+        );
+        assert_eq!(
+            split_proxy_target("/v1/proxy/caf%C3%A9/a%2Fb"),
+            Some(("café".into(), "a%2Fb")),
+            "the rest stays encoded: %2F must not become a slash"
+        );
+        assert_eq!(
+            split_proxy_target("/v1/proxy/prod/"),
+            Some(("prod".into(), ""))
+        );
+        for bad in [
+            "/v1/proxy/prod",
+            "/v1/proxy//x",
+            "/v1/proxy/%FF/x",
+            "/v1/proxy/?a/x",
+        ] {
+            assert_eq!(split_proxy_target(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn token_queries_are_strict() {

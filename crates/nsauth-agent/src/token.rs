@@ -253,13 +253,24 @@ impl Tokens {
         }
     }
 
+    /// `Ok` when this agent serves `profile` (listed, or any valid name with `--all`; the
+    /// store then decides), else the 404-kind error the token route gives.
+    pub fn serves(&self, profile: &str) -> Result<(), Error> {
+        if self.slot(profile).is_some() {
+            return Ok(());
+        }
+        ProfileName::parse(profile)?;
+        if self.open {
+            return Ok(());
+        }
+        Err(not_served(profile))
+    }
+
     /// A slot for a profile not listed at start: only with `--all`.
     fn open_slot(&self, profile: &str) -> Result<Arc<Slot>, Error> {
         let name = ProfileName::parse(profile)?;
         if !self.open {
-            return Err(Error::Store(StoreError::NotFound(format!(
-                "{profile} (not served by this agent; start it with --profile {profile} or --all)"
-            ))));
+            return Err(not_served(profile));
         }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         Ok(slots
@@ -398,6 +409,13 @@ impl Tokens {
         self.metrics.store_latency(started.elapsed());
         Ok((set, outcome, record))
     }
+}
+
+/// The error for a profile this agent does not serve (404, exit 2).
+fn not_served(profile: &str) -> Error {
+    Error::Store(StoreError::NotFound(format!(
+        "{profile} (not served by this agent; start it with --profile {profile} or --all)"
+    )))
 }
 
 /// The token route's 200 body.
