@@ -783,6 +783,17 @@ async fn the_proxy_calls_netsuite_without_handing_out_the_token() {
     let (status, body) = get_unix(&socket, target);
     assert_eq!(status, 200, "{body}");
     assert_eq!(emu.counters().refresh_token, refreshes + 1);
+    // The token route no longer hands out the token NetSuite refused.
+    let (status, body) = get_unix(&socket, "/v1/token?profile=prod");
+    assert_eq!(status, 200, "{body}");
+    let now = json(&body)["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(now, token, "the refused token is still handed out");
+    assert!(token_works(&emu, &now).await);
+    assert_eq!(
+        emu.counters().refresh_token,
+        refreshes + 1,
+        "no second refresh"
+    );
 
     // Only served profiles are proxied.
     let (status, body) = get_unix(&socket, "/v1/proxy/other/record/v1/metadata-catalog");

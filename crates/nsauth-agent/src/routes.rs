@@ -121,6 +121,15 @@ async fn proxy(app: &App, req: Request<Incoming>) -> Response<Body> {
         return crate::reply::error(&e);
     }
     let resp = crate::proxy::forward(app.tokens.client(), &name, rest, req).await;
+    if resp
+        .extensions()
+        .get::<crate::proxy::Outcome>()
+        .is_some_and(|o| o.retried)
+    {
+        // NetSuite refused the token the cache may still hold: the next request asks the
+        // broker, which has the replacement.
+        app.tokens.invalidate(&name);
+    }
     app.tokens
         .metrics()
         .proxy_status(&name, resp.status().as_u16());

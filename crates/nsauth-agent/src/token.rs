@@ -266,6 +266,14 @@ impl Tokens {
         Err(not_served(profile))
     }
 
+    /// Forgets the cached token of `profile` (NetSuite refused it): the next request goes to
+    /// the broker.
+    pub fn invalidate(&self, profile: &str) {
+        if let Some(slot) = self.slot(profile) {
+            *slot.current.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
     /// A slot for a profile not listed at start: only with `--all`.
     fn open_slot(&self, profile: &str) -> Result<Arc<Slot>, Error> {
         let name = ProfileName::parse(profile)?;
