@@ -117,7 +117,13 @@ pub async fn serve(
             }
             Listener::Tcp { listener, .. } => {
                 accept_loops.push(tokio::spawn(async move {
-                    accept_loop(|| listener.accept(), app, true, rx, conns).await
+                    // Small answers on keep-alive connections: no Nagle delay.
+                    let accept = || async {
+                        let (stream, addr) = listener.accept().await?;
+                        let _ = stream.set_nodelay(true);
+                        Ok((stream, addr))
+                    };
+                    accept_loop(accept, app, true, rx, conns).await
                 }));
             }
         }
