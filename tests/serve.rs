@@ -807,3 +807,26 @@ async fn the_proxy_calls_netsuite_without_handing_out_the_token() {
         Some(2)
     );
 }
+
+/// `nsauth revoke` while the agent runs, then SIGHUP: the agent stops handing out the
+/// revoked token (its cache is dropped; the store has no tokens any more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_after_a_revoke_stops_the_revoked_token() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    login(&sb, "prod").await;
+    let agent = start(&sb, &["--profile", "prod"]);
+    let socket = agent.socket();
+    assert_eq!(get_unix(&socket, "/v1/token?profile=prod").0, 200);
+    sb.ok(&["--profile", "prod", "revoke"]);
+    agent.signal("-HUP");
+    let refused = poll(Duration::from_secs(20), || {
+        let (status, body) = get_unix(&socket, "/v1/token?profile=prod");
+        (status == 409).then_some(body)
+    });
+    assert!(
+        refused.is_some(),
+        "the revoked token is still handed out after SIGHUP"
+    );
+}

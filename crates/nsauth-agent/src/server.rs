@@ -1,6 +1,6 @@
 //! `nsauth serve`: opens the listeners, loads the profile list, runs the refresher and
 //! answers HTTP/1.1 (keep-alive) on every listener until SIGTERM or SIGINT; SIGHUP reloads the
-//! profile list. Shutdown lets in-flight requests finish (up to a deadline) and removes the
+//! profile list and drops the cached tokens (the store is asked again). Shutdown lets in-flight requests finish (up to a deadline) and removes the
 //! socket.
 
 use crate::config::{Listen, Profiles, ServeConfig};
@@ -134,6 +134,7 @@ pub async fn serve(
         match profile_list(&cfg.profiles, &tokens).await {
             Ok(names) => {
                 tokens.set_profiles(&names);
+                tokens.invalidate_all();
                 tokens.retry_unhealthy();
                 tracing::info!(profiles = names.len(), "profile list reloaded");
             }

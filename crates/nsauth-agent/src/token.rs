@@ -274,6 +274,14 @@ impl Tokens {
         }
     }
 
+    /// Forgets every cached token (SIGHUP: tokens revoked or replaced behind the agent's
+    /// back): each profile's next request asks the broker once.
+    pub fn invalidate_all(&self) {
+        for name in self.names() {
+            self.invalidate(&name);
+        }
+    }
+
     /// A slot for a profile not listed at start: only with `--all`.
     fn open_slot(&self, profile: &str) -> Result<Arc<Slot>, Error> {
         let name = ProfileName::parse(profile)?;
