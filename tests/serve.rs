@@ -830,3 +830,41 @@ async fn sighup_after_a_revoke_stops_the_revoked_token() {
         "the revoked token is still handed out after SIGHUP"
     );
 }
+
+/// SIGTERM while a request waits for NetSuite: the request still gets its token, then the
+/// agent exits 0 and removes its socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    emu.set_access_ttl(120);
+    login(&sb, "prod").await;
+    emu.set_access_ttl(3600);
+    let mut agent = start(&sb, &["--profile", "prod"]);
+    let socket = agent.socket();
+    // Wait for the agent's start-up fetch, so the next token request is the one in flight.
+    poll(Duration::from_secs(20), || {
+        metric(
+            &socket,
+            "nsauth_agent_access_token_seconds_left{profile=\"prod\"} ",
+        )
+    })
+    .expect("start-up fetch");
+    emu.inject(nsauth_emulator::Fault::Delay(Duration::from_secs(2)));
+    let before = emu.counters().token_requests;
+    let in_flight = {
+        let socket = socket.clone();
+        std::thread::spawn(move || get_unix(&socket, "/v1/token?profile=prod&min_ttl=300"))
+    };
+    poll(Duration::from_secs(20), || {
+        (emu.counters().token_requests > before).then_some(())
+    })
+    .expect("the refresh reached NetSuite");
+    agent.signal("-TERM");
+    let (status, body) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(token_works(&emu, json(&body)["access_token"].as_str().unwrap()).await);
+    assert_eq!(agent.wait(Duration::from_secs(20)), Some(0));
+    assert!(!socket.exists());
+}
