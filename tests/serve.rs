@@ -602,8 +602,15 @@ async fn token_via_asks_the_agent_and_falls_back_only_when_none_answers() {
         String::from_utf8_lossy(&out.stderr)
     );
     // A bad address: exit 2.
-    let out = via(&["--profile", "prod", "token", "--via", "10.1.2.3:80"], &[]);
-    assert_exit(&out, 2, &["token --via non-loopback"]);
+    for bad in ["10.1.2.3:80", "unix:relative.sock", "ftp://127.0.0.1:1"] {
+        let out = via(&["--profile", "prod", "token", "--via", bad], &[]);
+        assert_exit(&out, 2, &["token --via", bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--via/NSAUTH_AGENT") && !err.contains("--listen"),
+            "{err}"
+        );
+    }
 
     // The agent killed (its socket left behind), or never started: the store answers.
     agent.signal("-KILL");

@@ -43,7 +43,12 @@ pub enum FetchError {
 
 /// Where to find the agent: `unix:PATH` or `http://127.0.0.1:PORT` (loopback only).
 pub fn parse_via(text: &str) -> Result<Listen, Error> {
-    Listen::parse(text.trim()).map_err(|e| Error::Invalid(format!("--via/NSAUTH_AGENT: {e}")))
+    Listen::parse(text.trim()).map_err(|_| {
+        let shown: String = text.chars().take(60).flat_map(char::escape_default).collect();
+        Error::Invalid(format!(
+            "--via/NSAUTH_AGENT \"{shown}\": give unix:/ABSOLUTE/PATH or http://127.0.0.1:PORT (the agent is loopback only)"
+        ))
+    })
 }
 
 /// Asks the agent at `via` for a token of `profile` valid for `min_ttl` seconds. A TCP agent
