@@ -80,7 +80,7 @@ pub async fn fetch(
                 .map_err(|e| FetchError::NoAgent(format!("no agent on http://{addr}: {e}")))?;
             let key_path: Option<PathBuf> = match key_file {
                 Some(p) => Some(p.to_owned()),
-                None => config::default_key_file().ok(),
+                None => Some(config::default_key_file().map_err(FetchError::Agent)?),
             };
             if let Some(key) = key_path
                 .as_deref()

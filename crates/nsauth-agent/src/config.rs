@@ -114,15 +114,31 @@ pub fn default_socket() -> Result<PathBuf, Error> {
     })
 }
 
-/// The default serve key file: `$NSAUTH_AGENT_KEY_FILE`, else `<runtime dir>/serve.key`.
+/// The default serve key file: `$NSAUTH_AGENT_KEY_FILE` (an absolute path), else
+/// `<runtime dir>/serve.key`.
 pub fn default_key_file() -> Result<PathBuf, Error> {
-    nsauth_store_local::paths::absolute_var(KEY_FILE_ENV)
-        .or_else(|| runtime_dir().map(|d| d.join("serve.key")))
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "no serve key file path: set {KEY_FILE_ENV} (neither XDG_RUNTIME_DIR nor HOME is set)"
-            ))
-        })
+    key_file_from(std::env::var_os(KEY_FILE_ENV), runtime_dir())
+}
+
+fn key_file_from(
+    var: Option<std::ffi::OsString>,
+    runtime: Option<PathBuf>,
+) -> Result<PathBuf, Error> {
+    if let Some(v) = var.filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(v);
+        if !p.is_absolute() {
+            return Err(Error::Invalid(format!(
+                "{KEY_FILE_ENV} must be an absolute path, not {}",
+                p.display()
+            )));
+        }
+        return Ok(p);
+    }
+    runtime.map(|d| d.join("serve.key")).ok_or_else(|| {
+        Error::Invalid(format!(
+            "no serve key file path: set {KEY_FILE_ENV} (neither XDG_RUNTIME_DIR nor HOME is set)"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -161,5 +177,21 @@ mod tests {
             assert!(matches!(e, Error::Invalid(_)), "{bad}: {e}");
             assert!(!e.to_string().contains('\n'), "{bad}: one line: {e}");
         }
+    }
+
+    #[test]
+    fn the_key_file_variable_must_be_absolute() {
+        let run = Some(PathBuf::from("/run/user/7/nsauth"));
+        assert_eq!(
+            key_file_from(None, run.clone()).unwrap(),
+            PathBuf::from("/run/user/7/nsauth/serve.key")
+        );
+        assert_eq!(
+            key_file_from(Some("/k/serve.key".into()), run.clone()).unwrap(),
+            PathBuf::from("/k/serve.key")
+        );
+        let e = key_file_from(Some("serve.key".into()), run).unwrap_err();
+        assert!(e.to_string().contains("absolute"), "{e}");
+        assert!(key_file_from(None, None).is_err());
     }
 }
