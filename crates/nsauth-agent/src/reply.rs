@@ -6,16 +6,10 @@ use hyper::{header, Response, StatusCode};
 use nsauth_core::store::FailureKind;
 use nsauth_core::{Error, StoreError};
 
-/// The exit code the `nsauth` CLI gives a kind of failure (docs/cli.md, "Exit codes"). The
-/// CLI's `exit::code` is the authority; a test of the CLI checks that this table agrees.
+/// The exit code the `nsauth` CLI gives a kind of failure ([`nsauth::exit_code`], the one
+/// mapping).
 pub fn exit_code(kind: FailureKind) -> i32 {
-    match kind {
-        FailureKind::Rejected | FailureKind::Other => 1,
-        FailureKind::Invalid => 2,
-        FailureKind::LoginNeeded => 3,
-        FailureKind::Store => 4,
-        FailureKind::Unreachable => 5,
-    }
+    i32::from(nsauth::exit_code(kind))
 }
 
 /// A short machine-readable kind for an error, its HTTP status and the CLI exit code.

@@ -42,15 +42,10 @@ impl Exit {
 
 const SUCCESS: u8 = 0;
 
-/// The documented exit code of a kind of failure.
+/// The documented exit code of a kind of failure (decided by [`nsauth::exit_code`], which the
+/// agent's JSON errors use too).
 pub fn code(kind: FailureKind) -> u8 {
-    match kind {
-        FailureKind::Rejected | FailureKind::Other => 1,
-        FailureKind::Invalid => 2,
-        FailureKind::LoginNeeded => 3,
-        FailureKind::Store => 4,
-        FailureKind::Unreachable => 5,
-    }
+    nsauth::exit_code(kind)
 }
 
 /// The exit code of a command that failed with `err`.
@@ -172,7 +167,8 @@ mod tests {
         assert_eq!(Exit::worst([]), Exit::Success);
         assert_eq!(Exit::worst([LoginNeeded, Unreachable, Invalid]).code(), 5);
         assert_eq!(Exit::worst([Other, Invalid]), Exit::Failed(Invalid));
-        assert_eq!(Exit::Child(7).code(), 7);
+        let child_status = 7;
+        assert_eq!(Exit::Child(child_status).code(), child_status);
     }
 
     #[test]

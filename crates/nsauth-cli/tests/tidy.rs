@@ -1,6 +1,6 @@
-//! Exit codes are decided in one function (`exit::code`, crates/nsauth-cli/src/exit.rs).
+//! Exit codes are decided in one function (`nsauth::exit_code`, crates/nsauth/src/exit.rs).
 //!
-//! This test reads the sources of the CLI and of nsauth-core and fails when an exit-code
+//! This test reads the sources of the CLI, the agent, the library and nsauth-core and fails when an exit-code
 //! number is written anywhere else: a command returning `Ok(3)`, a check built with
 //! `exit_code: 3`, `std::process::exit(...)`, a match arm or block yielding a bare code. Core
 //! decides kinds (`Error::kind`), commands end with an `Exit`; only `exit.rs` knows numbers.
@@ -24,7 +24,7 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 /// The one file allowed to hold exit-code numbers.
-const THE_ONE_FUNCTION: &str = "crates/nsauth-cli/src/exit.rs";
+const THE_ONE_FUNCTION: &str = "crates/nsauth/src/exit.rs";
 
 fn matches_at(line: &[u8], pattern: &[u8]) -> bool {
     line.len() >= pattern.len()
@@ -100,7 +100,12 @@ fn the_patterns_catch_what_they_are_meant_to() {
 fn exit_codes_are_written_only_in_the_one_function() {
     let root = workspace();
     let mut files = Vec::new();
-    for dir in ["crates/nsauth-cli/src", "crates/nsauth-core/src"] {
+    for dir in [
+        "crates/nsauth-cli/src",
+        "crates/nsauth-core/src",
+        "crates/nsauth/src",
+        "crates/nsauth-agent/src",
+    ] {
         rust_files(&root.join(dir), &mut files);
     }
     let the_one = root.join(THE_ONE_FUNCTION);

@@ -57,6 +57,7 @@
 
 mod builder;
 mod client;
+mod exit;
 mod registry;
 pub mod rest;
 
@@ -67,6 +68,7 @@ pub use builder::{
     ClientBuilder, LEASE_SECONDS_ENV, PROFILE_ENV, STORE_ENV, STORE_TIMEOUT_SECONDS_ENV,
 };
 pub use client::{Client, Token};
+pub use exit::exit_code;
 pub use nsauth_core::Error;
 pub use nsauth_store::record::FailureKind;
 pub use nsauth_store::secret::AccessToken;

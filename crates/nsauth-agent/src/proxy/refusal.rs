@@ -106,17 +106,9 @@ pub(super) fn from_error(e: &Error) -> Refusal {
     Refusal::new(status, kind, &e.to_string(), e.kind())
 }
 
-/// The exit code of the CLI for a kind of failure, as the JSON's `exit_code` carries it
-/// (docs/cli.md, "Exit codes"; the CLI's `exit::code` decides the same numbers and is the
-/// reference: the agent cannot depend on the CLI, which depends on it).
+/// The exit code of the CLI for a kind of failure, as the JSON's `exit_code` carries it.
 fn exit_code(kind: FailureKind) -> u8 {
-    match kind {
-        FailureKind::Rejected | FailureKind::Other => 1,
-        FailureKind::Invalid => 2,
-        FailureKind::LoginNeeded => 3,
-        FailureKind::Store => 4,
-        FailureKind::Unreachable => 5,
-    }
+    nsauth::exit_code(kind)
 }
 
 /// The first line of `text`, without control characters, at most 300 characters.

@@ -160,20 +160,3 @@ pub async fn token_via(ctx: &Ctx, via: Option<&str>, min_ttl: u64) -> Result<Opt
         Err(nsauth_agent::client::FetchError::Agent(e)) => Err(e),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use nsauth_core::store::FailureKind;
-
-    /// The agent's answers carry the CLI's exit codes: its table must agree with `exit::code`.
-    #[test]
-    fn the_agent_reports_the_cli_exit_codes() {
-        for kind in FailureKind::ALL {
-            assert_eq!(
-                nsauth_agent::reply::exit_code(kind),
-                i32::from(crate::exit::code(kind)),
-                "{kind:?}"
-            );
-        }
-    }
-}
