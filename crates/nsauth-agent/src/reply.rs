@@ -31,19 +31,30 @@ pub fn classify(e: &Error) -> (&'static str, StatusCode, i32) {
 
 /// The reply for an nsauth error.
 pub fn error(e: &Error) -> Response<Body> {
-    let (kind, status, code) = classify(e);
-    json_error(status, kind, &one_line(&e.to_string()), code)
+    let (kind, status, _) = classify(e);
+    json_error(status, kind, &one_line(&e.to_string()), e.kind())
 }
 
-/// An error reply built from parts.
-pub fn json_error(status: StatusCode, kind: &str, message: &str, exit_code: i32) -> Response<Body> {
+/// An error reply built from parts; `failure` decides the `exit_code` field.
+pub fn json_error(
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+    failure: FailureKind,
+) -> Response<Body> {
+    let exit_code = exit_code(failure);
     let body = serde_json::json!({"error": kind, "message": message, "exit_code": exit_code});
     json(status, body.to_string())
 }
 
 /// A 400 for a request the agent will not read (exit 2).
 pub fn bad_request(message: &str) -> Response<Body> {
-    json_error(StatusCode::BAD_REQUEST, "bad_request", message, 2)
+    json_error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        message,
+        FailureKind::Invalid,
+    )
 }
 
 /// A JSON reply.

@@ -7,6 +7,7 @@ use crate::reply::{bad_request, json, json_error};
 use crate::token::Tokens;
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
+use nsauth_core::store::FailureKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +41,7 @@ pub async fn handle(app: Arc<App>, keyed: bool, req: Request<Incoming>) -> Respo
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "send Authorization: Bearer <serve key> (the key is in the file nsauth serve printed at start)",
-                2,
+                FailureKind::Invalid,
             );
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -68,7 +69,7 @@ pub async fn handle(app: Arc<App>, keyed: bool, req: Request<Incoming>) -> Respo
                 StatusCode::NOT_FOUND,
                 "not_found",
                 &format!("no route {}; the agent serves /v1/token, /v1/proxy/NAME/..., /healthz and /metrics", crate::reply::one_line(&path)),
-                2,
+                FailureKind::Invalid,
             )
         }
     };
@@ -77,7 +78,7 @@ pub async fn handle(app: Arc<App>, keyed: bool, req: Request<Incoming>) -> Respo
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             &format!("{} takes GET", path),
-            2,
+            FailureKind::Invalid,
         );
         r.headers_mut()
             .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
