@@ -12,7 +12,6 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 mod child_env;
-mod target;
 
 pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<Exit, Error> {
     let name = ctx.name()?;
@@ -305,11 +304,11 @@ pub async fn api(ctx: &Ctx, method: &str, path: &str, data: Option<&str>) -> Res
         .profile
         .endpoints()
         .rest;
-    let url = target::api_url(&rest, path)?;
+    let url = nsauth::rest::api_url(&rest, path)?;
     let (tokens, _) = broker.access_token(&name, Duration::from_secs(60)).await?;
     // The token goes only to the REST base's own scheme, host and port (the HTTP client
     // never follows redirects, so a 30x cannot carry it elsewhere either).
-    if !target::same_origin(&url, &rest) {
+    if !nsauth::rest::same_origin(&url, &rest) {
         return Err(Error::Invalid(format!(
             "refusing to send the token to {}: it is not the profile's REST base",
             url.origin().ascii_serialization()
