@@ -5,7 +5,7 @@ mod model;
 
 use model::{Fault, Faulty, Memory, Plan};
 use nsauth_core::account::AccountId;
-use nsauth_core::profile::{EndpointOverrides, GrantKind, Profile, ProfileName};
+use nsauth_core::profile::{Profile, ProfileName};
 use nsauth_core::store::{update_until, Precondition, Record};
 use nsauth_core::TokenStore;
 use std::sync::{Arc, Mutex};
@@ -14,19 +14,7 @@ use std::time::{Duration, Instant};
 async fn faulty(faults: Vec<Option<Fault>>) -> (Faulty, ProfileName) {
     let memory = Arc::new(Memory::default());
     let name = ProfileName::parse("p").unwrap();
-    let profile = Profile {
-        account_id: AccountId::parse("1234567").unwrap(),
-        client_id: "c".into(),
-        client_secret: None,
-        redirect_uri: None,
-        scopes: vec!["rest_webservices".into()],
-        grant: GrantKind::AuthorizationCode,
-        certificate_id: None,
-        private_key: None,
-        certificate_pem: None,
-        endpoints: EndpointOverrides::default(),
-        refresh_token_validity_hours: None,
-    };
+    let profile = Profile::new(AccountId::parse("1234567").unwrap(), "c");
     memory
         .put(&name, &Record::new(profile), Precondition::Create)
         .await

@@ -460,19 +460,7 @@ mod tests {
 
     #[test]
     fn derived_endpoints() {
-        let p = Profile {
-            account_id: AccountId::parse("1234567_SB1").unwrap(),
-            client_id: "cid".into(),
-            client_secret: None,
-            redirect_uri: None,
-            scopes: vec!["rest_webservices".into()],
-            grant: GrantKind::AuthorizationCode,
-            certificate_id: None,
-            private_key: None,
-            certificate_pem: None,
-            endpoints: EndpointOverrides::default(),
-            refresh_token_validity_hours: None,
-        };
+        let p = Profile::new(AccountId::parse("1234567_SB1").unwrap(), "cid");
         let e = p.endpoints();
         assert_eq!(
             e.authorize.as_str(),

@@ -1,6 +1,6 @@
 use super::*;
 use crate::account::AccountId;
-use crate::profile::{EndpointOverrides, Profile};
+use crate::profile::Profile;
 use crate::secret::{AccessToken, RefreshToken};
 
 fn tokens(at: &str, rt: &str) -> TokenSet {
@@ -15,19 +15,7 @@ fn tokens(at: &str, rt: &str) -> TokenSet {
 }
 
 fn record(client: &str, rt: &str) -> Record {
-    let mut r = Record::new(Profile {
-        account_id: AccountId::parse("1234567").unwrap(),
-        client_id: client.into(),
-        client_secret: None,
-        redirect_uri: None,
-        scopes: vec!["rest_webservices".into()],
-        grant: GrantKind::AuthorizationCode,
-        certificate_id: None,
-        private_key: None,
-        certificate_pem: None,
-        endpoints: EndpointOverrides::default(),
-        refresh_token_validity_hours: None,
-    });
+    let mut r = Record::new(Profile::new(AccountId::parse("1234567").unwrap(), client));
     r.tokens = Some(tokens("AT-old", rt));
     r
 }
