@@ -334,7 +334,8 @@ impl Broker {
                     None => local::Waited::Free,
                 };
                 if local == local::Waited::Free {
-                    self.pause(&mut pause, wait_until).await;
+                    self.pause_for_change(name, &version, &mut pause, wait_until)
+                        .await;
                 }
                 continue;
             }
@@ -411,6 +412,24 @@ impl Broker {
     async fn pause(&self, pause: &mut wait::WaitSchedule, limit: Instant) {
         let d = pause.next_delay();
         tokio::time::sleep_until((Instant::now() + d).min(limit).into()).await;
+    }
+
+    /// Waits for the lease holder: on a store that announces changes, until the record
+    /// changes (or the longest pause passes, to judge the lease again); elsewhere, a pause.
+    async fn pause_for_change(
+        &self,
+        name: &ProfileName,
+        seen: &Version,
+        pause: &mut wait::WaitSchedule,
+        limit: Instant,
+    ) {
+        let most = self
+            .cfg
+            .max_poll_interval
+            .min(limit.saturating_duration_since(Instant::now()));
+        if !self.store.wait_for_change(name, seen, most).await {
+            self.pause(pause, limit).await;
+        }
     }
 
     /// Calls NetSuite while renewing the lease every third of its time. Returns the result and

@@ -180,7 +180,8 @@ impl StoreError {
     }
 }
 
-/// The storage contract. Object-safe; backends implement six methods.
+/// The storage contract. Object-safe; backends implement six methods (a seventh,
+/// [`wait_for_change`](TokenStore::wait_for_change), is optional).
 ///
 /// # Rules every backend keeps (the conformance suite checks each one)
 /// - **Compare-and-swap.** [`put`](TokenStore::put) with [`Precondition::Create`] succeeds only
@@ -226,6 +227,24 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
 
     /// All profile names, sorted.
     async fn list(&self) -> Result<Vec<ProfileName>, StoreError>;
+
+    /// Waits until the record `name` may have changed from version `seen`, or until
+    /// `timeout` has passed, whichever comes first, and returns `true`; a hint for callers
+    /// waiting on another process's refresh, who read the record again afterwards either
+    /// way (so waking early, or for a change to another record, is harmless).
+    ///
+    /// Backends that are told of changes (PostgreSQL's `LISTEN`/`NOTIFY`) override this.
+    /// The default returns `false` at once: "no notifications here", and the caller pauses
+    /// on its own schedule.
+    async fn wait_for_change(
+        &self,
+        name: &ProfileName,
+        seen: &Version,
+        timeout: std::time::Duration,
+    ) -> bool {
+        let _ = (name, seen, timeout);
+        false
+    }
 }
 
 /// Reads a record, turning "absent" into [`StoreError::NotFound`].
