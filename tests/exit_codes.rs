@@ -130,3 +130,16 @@ fn a_store_uri_its_backend_refuses_exits_2() {
         assert_config_error(&sb, &out, &args, says);
     }
 }
+
+/// `migrate --to` a URI that cannot be opened refuses before the source store is opened, so a
+/// source that does not exist yet is not created by a command that then fails.
+#[test]
+fn migrate_to_a_bad_uri_creates_no_source_store() {
+    for to in ["bogus://x", "nonsense", "vault://127.0.0.1:8200"] {
+        let sb = Sandbox::new(Kind::Sqlite);
+        let src = format!("sqlite://{}/never.db", sb.dir.path().display());
+        let args = ["--store", src.as_str(), "migrate", "--to", to, "--all"];
+        let out = sb.run(&args);
+        assert_config_error(&sb, &out, &args, &[]);
+    }
+}

@@ -8,8 +8,9 @@ use nsauth_core::Error;
 use serde_json::json;
 
 pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<Exit, Error> {
-    let src = ctx.store()?;
+    // The destination first: a --to that cannot be opened must not create the source store.
     let dst = nsauth::open_store(to)?;
+    let src = ctx.store()?;
     if src.describe() == dst.describe() {
         return Err(Error::Invalid(
             "--to names the same store as --store; nothing to migrate".into(),
