@@ -59,4 +59,5 @@ pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod token;
+pub mod token_json;
 pub mod watch;

@@ -4,15 +4,20 @@ mod cli;
 mod commands;
 mod exit;
 mod loopback;
+mod machine;
 mod output;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use nsauth_core::store::FailureKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     harden();
-    let cli = cli::Cli::parse();
+    let matches = cli::Cli::command().get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = machine::check(&cli, &matches) {
+        e.exit();
+    }
     init_logging(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
