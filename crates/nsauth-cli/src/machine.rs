@@ -41,8 +41,11 @@ pub fn check(cli: &Cli, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
     if !cli.json {
         return Ok(());
     }
-    let conflict =
-        |msg: String| Err(Cli::command().error(clap::error::ErrorKind::ArgumentConflict, msg));
+    let conflict = |msg: String| {
+        Err(Cli::command()
+            .color(crate::manners::clap())
+            .error(clap::error::ErrorKind::ArgumentConflict, msg))
+    };
     if let Command::Token { header: true, .. } = cli.command {
         return conflict("the argument '--json' cannot be used with '--header'".into());
     }

@@ -5,6 +5,7 @@ mod commands;
 mod exit;
 mod loopback;
 mod machine;
+mod manners;
 mod output;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     harden();
-    let matches = cli::Cli::command().get_matches();
+    let matches = cli::Cli::command().color(manners::clap()).get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = machine::check(&cli, &matches) {
         e.exit();
@@ -25,14 +26,17 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!(
+                "{} cannot start the async runtime: {e}",
+                manners::error_prefix()
+            );
             return ExitCode::from(exit::Exit::Failed(FailureKind::Other).code());
         }
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{} {e}", manners::error_prefix());
             ExitCode::from(exit::exit_code(&e))
         }
     }
@@ -54,6 +58,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(manners::stderr())
         .with_target(false)
         .try_init();
 }

@@ -1,0 +1,481 @@
+//! End to end: what scripts read. `token --json` is the agent's token object (from the store
+//! and through `--via`), `token --header` one exact line, every `--json` output an object with
+//! `"schema": 1`, and a command without a JSON form refuses `--json` (exit 2) instead of
+//! printing text a script would mis-read.
+
+use nsauth_e2e::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+fn json(text: &str, what: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"))
+}
+
+fn keys(v: &Value) -> BTreeSet<&str> {
+    v.as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// Checks the token object's fields and types; returns the token.
+fn assert_token_object(v: &Value, emu: &nsauth_emulator::Emulator) -> String {
+    assert_eq!(
+        keys(v),
+        BTreeSet::from([
+            "schema",
+            "access_token",
+            "token_type",
+            "expires_at",
+            "account_id",
+            "rest_url"
+        ]),
+        "{v}"
+    );
+    assert_eq!(v["schema"], 1, "schema is the number 1: {v}");
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["account_id"], emu.account_id());
+    let rest = v["rest_url"].as_str().expect("rest_url is a string");
+    assert!(
+        rest.starts_with(&emu.base_url()) && rest.ends_with("/services/rest/"),
+        "{v}"
+    );
+    // RFC 3339, UTC, whole seconds, in the future.
+    let at = v["expires_at"].as_str().expect("expires_at is a string");
+    let b = at.as_bytes();
+    assert!(
+        at.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[13] == b':' && at.ends_with('Z'),
+        "expires_at {at:?} is not RFC 3339 UTC"
+    );
+    assert!(at > "2026-01-01T00:00:00Z", "{at}");
+    v["access_token"]
+        .as_str()
+        .expect("access_token is a string")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_json_is_the_token_object_and_header_is_one_exact_line() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    login(&sb, "prod").await;
+    let bare = sb.ok(&["--profile", "prod", "token"]);
+    // --json after the subcommand, or before it (a global flag): the same object.
+    for args in [
+        ["--profile", "prod", "token", "--json"],
+        ["--profile", "prod", "--json", "token"],
+    ] {
+        let out = sb.ok(&args);
+        assert!(out.ends_with('\n') && out.lines().count() == 1, "{out:?}");
+        let v = json(&out, "token --json");
+        let token = assert_token_object(&v, &emu);
+        assert_eq!(
+            format!("{token}\n"),
+            bare,
+            "the same token as plain `token`"
+        );
+        assert!(token_works(&emu, &token).await);
+    }
+    let header = sb.ok(&["--profile", "prod", "token", "--header"]);
+    assert_eq!(header, format!("Authorization: Bearer {bare}"));
+    // The two forms cannot be combined, on either side of the subcommand; nothing printed.
+    for args in [
+        ["--profile", "prod", "token", "--json", "--header"],
+        ["--profile", "prod", "token", "--header", "--json"],
+        ["--profile", "prod", "--json", "token", "--header"],
+    ] {
+        let out = sb.run(&args);
+        assert_exit(&out, 2, &args);
+        assert!(out.stdout.is_empty(), "{args:?} printed a token");
+        assert!(contains(&out.stderr, "cannot be used with"), "{args:?}");
+    }
+}
+
+/// A running `nsauth serve`, killed on drop.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_agent(sb: &Sandbox, socket: &str) -> Agent {
+    let run = sb.dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut child = sb
+        .cmd()
+        .env("XDG_RUNTIME_DIR", &run)
+        .args(["serve", "--profile", "prod", "--listen", socket])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn nsauth serve");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let agent = Agent(child);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with("nsauth serve: profiles") => return agent,
+            Ok(_) => {}
+            Err(e) => panic!("nsauth serve did not get ready: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_json_through_an_agent_is_the_same_object_as_from_the_store() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    login(&sb, "prod").await;
+    let from_store = json(&sb.ok(&["--profile", "prod", "token", "--json"]), "store");
+    let socket = format!("unix:{}/nsauth/a.sock", sb.dir.path().join("run").display());
+    let _agent = start_agent(&sb, &socket);
+    // A wrong store key: the answer can only have come from the agent.
+    let via = |args: &[&str]| {
+        let out = sb
+            .cmd()
+            .env(
+                "NSAUTH_STORE_KEY",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+            .args(["--profile", "prod", "token", "--via", &socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ok(&out, args);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let from_agent = json(&via(&["--json"]), "token --via --json");
+    assert_token_object(&from_agent, &emu);
+    assert_eq!(from_agent, from_store, "one store, one token, one object");
+    let bare = via(&[]);
+    assert_eq!(via(&["--header"]), format!("Authorization: Bearer {bare}"));
+    assert_eq!(
+        format!("{}\n", from_agent["access_token"].as_str().unwrap()),
+        bare
+    );
+}
+
+/// The commands as `nsauth help` lists them (`profile set`, `token`, ...), help excluded.
+fn listed_commands(sb: &Sandbox) -> BTreeSet<String> {
+    fn subcommands(sb: &Sandbox, prefix: &[&str]) -> Vec<String> {
+        let mut args = prefix.to_vec();
+        args.push("--help");
+        let help = sb.ok(&args);
+        let Some((_, rest)) = help.split_once("Commands:\n") else {
+            return Vec::new();
+        };
+        rest.lines()
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| *w != "help")
+            .map(str::to_owned)
+            .collect()
+    }
+    let mut all = BTreeSet::new();
+    for top in subcommands(sb, &[]) {
+        let nested = subcommands(sb, &[&top]);
+        if nested.is_empty() || top == "login" {
+            all.insert(top.clone());
+        }
+        for sub in nested {
+            all.insert(format!("{top} {sub}"));
+        }
+    }
+    all
+}
+
+/// Commands with a JSON form, each run with `--json` in a sandbox that makes it succeed (or
+/// fail in its documented way, like `check` on an expiring profile).
+const WITH_JSON: [&str; 16] = [
+    "token",
+    "refresh",
+    "status",
+    "check",
+    "profile list",
+    "profile show",
+    "m2m keygen",
+    "m2m rotate",
+    "share keygen",
+    "share export",
+    "share import",
+    "migrate",
+    "audit",
+    "doctor",
+    "backends",
+    "status --all",
+];
+
+/// Commands without one, with arguments that would otherwise run: `--json` is refused
+/// before anything runs.
+const WITHOUT_JSON: [(&str, &[&str]); 12] = [
+    (
+        "profile set",
+        &["profile", "set", "new", "--account-id", "1"],
+    ),
+    ("profile delete", &["profile", "delete", "prod"]),
+    ("login", &["login", "--no-browser"]),
+    ("login start", &["login", "start"]),
+    ("login finish", &["login", "finish"]),
+    ("revoke", &["revoke"]),
+    ("exec", &["exec", "--", "true"]),
+    ("api", &["api", "GET", "record/v1/metadata-catalog"]),
+    ("serve", &["serve"]),
+    ("completions", &["completions", "bash"]),
+    ("emulator", &["emulator"]),
+    ("demo", &["demo"]),
+];
+
+#[test]
+fn every_command_either_has_a_json_form_or_refuses_json() {
+    let sb = Sandbox::new(Kind::Sqlite);
+    let listed = listed_commands(&sb);
+    assert!(
+        listed.contains("profile set") && listed.contains("token"),
+        "{listed:?}"
+    );
+    for cmd in &listed {
+        assert!(
+            WITH_JSON.contains(&cmd.as_str()) || WITHOUT_JSON.iter().any(|(n, _)| n == cmd),
+            "`nsauth {cmd}` is new: give it a schema-1 JSON form and add it to WITH_JSON, or add it to WITHOUT_JSON"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_json_output_is_an_object_with_schema_1() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    login(&sb, "prod").await;
+    let dir = sb.dir.path();
+    let p = |name: &str| dir.join(name).display().to_string();
+    // A client-credentials profile for `m2m rotate`.
+    sb.ok(&["m2m", "keygen", "--out", &p("k0")]);
+    sb.ok(&[
+        "profile",
+        "set",
+        "m2m",
+        "--grant",
+        "client-credentials",
+        "--account-id",
+        emu.account_id(),
+        "--client-id",
+        "m2m-client",
+        "--scope",
+        "rest_webservices",
+        "--certificate-id",
+        "OLD",
+        "--private-key-file",
+        &p("k0/private-key.pem"),
+        "--base-url",
+        &emu.base_url(),
+    ]);
+    let other = Sandbox::new(Kind::File);
+    let identity = p("id.txt");
+    let runs: Vec<(&str, Vec<String>, i32)> = vec![
+        (
+            "token",
+            vec!["--profile".into(), "prod".into(), "token".into()],
+            0,
+        ),
+        (
+            "refresh",
+            vec!["--profile".into(), "prod".into(), "refresh".into()],
+            0,
+        ),
+        (
+            "status",
+            vec!["--profile".into(), "prod".into(), "status".into()],
+            0,
+        ),
+        ("status --all", vec!["status".into(), "--all".into()], 0),
+        (
+            "check",
+            vec!["--profile".into(), "prod".into(), "check".into()],
+            0,
+        ),
+        ("profile list", vec!["profile".into(), "list".into()], 0),
+        (
+            "profile show",
+            vec!["profile".into(), "show".into(), "prod".into()],
+            0,
+        ),
+        (
+            "m2m keygen",
+            vec!["m2m".into(), "keygen".into(), "--out".into(), p("k1")],
+            0,
+        ),
+        (
+            "m2m rotate",
+            vec![
+                "--profile".into(),
+                "m2m".into(),
+                "m2m".into(),
+                "rotate".into(),
+            ],
+            0,
+        ),
+        (
+            "share keygen",
+            vec![
+                "share".into(),
+                "keygen".into(),
+                "--out".into(),
+                identity.clone(),
+            ],
+            0,
+        ),
+        (
+            "migrate",
+            vec![
+                "migrate".into(),
+                "--to".into(),
+                other.store_uri.clone(),
+                "--all".into(),
+                "--dry-run".into(),
+            ],
+            0,
+        ),
+        ("audit", vec!["audit".into()], 0),
+        (
+            "doctor",
+            vec!["--profile".into(), "prod".into(), "doctor".into()],
+            -1,
+        ),
+        ("backends", vec!["backends".into()], 0),
+    ];
+    let mut seen = BTreeSet::new();
+    let mut check = |what: &'static str, args: &[String], code: i32| -> Value {
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.push("--json");
+        let out = sb.run(&args);
+        if code >= 0 {
+            assert_exit(&out, code, &args);
+        }
+        let text = String::from_utf8(out.stdout).unwrap();
+        let v = json(&text, what);
+        assert!(v.is_object(), "{what}: an object, not {v}");
+        assert_eq!(v["schema"], 1, "{what}: {text}");
+        seen.insert(what);
+        v
+    };
+    for (what, args, code) in &runs {
+        check(what, args, *code);
+    }
+    let recipient = check(
+        "share keygen again",
+        &[
+            "share".into(),
+            "keygen".into(),
+            "--out".into(),
+            p("id2.txt"),
+        ],
+        0,
+    )["recipient"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bundle = p("bundle.age");
+    check(
+        "share export",
+        &[
+            "--profile".into(),
+            "prod".into(),
+            "share".into(),
+            "export".into(),
+            "--recipient".into(),
+            recipient,
+            "--out".into(),
+            bundle.clone(),
+        ],
+        0,
+    );
+    check(
+        "share import",
+        &[
+            "share".into(),
+            "import".into(),
+            bundle,
+            "--identity".into(),
+            p("id2.txt"),
+            "--as".into(),
+            "copy".into(),
+            "--yes".into(),
+        ],
+        0,
+    );
+    // Lists are objects too: the list sits under a named key.
+    let lists = [
+        (vec!["profile", "list"], "profiles"),
+        (vec!["status", "--all"], "profiles"),
+        (vec!["check", "--all"], "profiles"),
+        (vec!["audit"], "events"),
+        (vec!["backends"], "backends"),
+    ];
+    for (args, key) in lists {
+        let mut a = args.clone();
+        a.push("--json");
+        let v = json(&sb.ok(&a), &args.join(" "));
+        assert!(v[key].is_array(), "{args:?}: {v}");
+    }
+    for what in WITH_JSON {
+        assert!(seen.contains(what), "`{what} --json` was not run");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_on_a_command_without_a_json_form_exits_2_and_does_nothing() {
+    let emu = emulator().await;
+    let sb = Sandbox::new(Kind::Sqlite);
+    set_public_profile(&sb, &emu, "prod");
+    login(&sb, "prod").await;
+    let token = sb.ok(&["--profile", "prod", "token"]);
+    for (_, args) in WITHOUT_JSON {
+        for json_first in [false, true] {
+            let mut a: Vec<&str> = vec!["--profile", "prod"];
+            if json_first {
+                a.push("--json");
+                a.extend_from_slice(args);
+            } else {
+                // Before `--` for exec: after it, `--json` would be the child's argument.
+                let at = args.iter().position(|w| *w == "--").unwrap_or(args.len());
+                a.extend_from_slice(&args[..at]);
+                a.push("--json");
+                a.extend_from_slice(&args[at..]);
+            }
+            let out = sb.run(&a);
+            assert_exit(&out, 2, &a);
+            assert!(
+                out.stdout.is_empty(),
+                "{a:?} printed {:?}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert!(
+                contains(&out.stderr, "has no machine-readable output"),
+                "{a:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // Nothing ran: the profile is there, not revoked, the same token still handed out.
+    assert_eq!(sb.ok(&["--profile", "prod", "token"]), token);
+    assert!(token_works(&emu, token.trim()).await);
+    let list = json(&sb.ok(&["profile", "list", "--json"]), "profile list");
+    assert_eq!(list["profiles"], serde_json::json!(["prod"]));
+}
