@@ -171,35 +171,6 @@ async fn token_json_through_an_agent_is_the_same_object_as_from_the_store() {
     );
 }
 
-/// The commands as `nsauth help` lists them (`profile set`, `token`, ...), help excluded.
-fn listed_commands(sb: &Sandbox) -> BTreeSet<String> {
-    fn subcommands(sb: &Sandbox, prefix: &[&str]) -> Vec<String> {
-        let mut args = prefix.to_vec();
-        args.push("--help");
-        let help = sb.ok(&args);
-        let Some((_, rest)) = help.split_once("Commands:\n") else {
-            return Vec::new();
-        };
-        rest.lines()
-            .take_while(|l| l.starts_with("  "))
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|w| *w != "help")
-            .map(str::to_owned)
-            .collect()
-    }
-    let mut all = BTreeSet::new();
-    for top in subcommands(sb, &[]) {
-        let nested = subcommands(sb, &[&top]);
-        if nested.is_empty() || top == "login" {
-            all.insert(top.clone());
-        }
-        for sub in nested {
-            all.insert(format!("{top} {sub}"));
-        }
-    }
-    all
-}
-
 /// Commands with a JSON form, each run with `--json` in a sandbox that makes it succeed (or
 /// fail in its documented way, like `check` on an expiring profile).
 const WITH_JSON: [&str; 16] = [

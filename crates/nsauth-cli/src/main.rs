@@ -2,9 +2,11 @@
 
 mod cli;
 mod commands;
+mod complete;
 mod exit;
 mod loopback;
 mod machine;
+mod man;
 mod manners;
 mod output;
 
@@ -14,6 +16,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     harden();
+    // `COMPLETE=$SHELL nsauth …`: the shell asks for completions; answers and exits.
+    clap_complete::CompleteEnv::with_factory(complete::command).complete();
+    if let Some(code) = man::hidden_entry() {
+        return code;
+    }
     let matches = cli::Cli::command().color(manners::clap()).get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = machine::check(&cli, &matches) {
