@@ -18,8 +18,8 @@ fn main() -> ExitCode {
     harden();
     // `COMPLETE=$SHELL nsauth …`: the shell asks for completions; answers and exits.
     clap_complete::CompleteEnv::with_factory(complete::command).complete();
-    if let Some(code) = man::hidden_entry() {
-        return code;
+    if let Some(exit) = man::hidden_entry() {
+        return ExitCode::from(exit.code());
     }
     let matches = cli::Cli::command().color(manners::clap()).get_matches();
     let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());

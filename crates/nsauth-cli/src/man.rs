@@ -3,28 +3,29 @@
 //! `nsauth-profile-set.1`, …). Hidden: `cargo xtask man [DIR]` runs it; see docs/cli.md.
 
 use crate::cli::Cli;
+use crate::exit::Exit;
 use clap::CommandFactory;
+use nsauth_core::store::FailureKind;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// The hidden word that asks for the pages, as the first argument.
 const WORD: &str = "__man";
 
 /// Handles `nsauth __man DIR` (before the parser, so that it stays out of the help, the
 /// completions and the pages themselves). `None` for every other command line.
-pub fn hidden_entry() -> Option<ExitCode> {
+pub fn hidden_entry() -> Option<Exit> {
     let mut args = std::env::args_os().skip(1);
     if args.next()? != WORD {
         return None;
     }
     let (Some(dir), None) = (args.next(), args.next()) else {
         eprintln!("usage: nsauth {WORD} DIR");
-        return Some(ExitCode::from(2));
+        return Some(Exit::Failed(FailureKind::Invalid));
     };
     Some(match write_pages(Path::new(&dir)) {
         Ok(pages) => {
             println!("{} man pages in {}", pages.len(), Path::new(&dir).display());
-            ExitCode::SUCCESS
+            Exit::Success
         }
         Err(e) => {
             eprintln!(
@@ -32,7 +33,7 @@ pub fn hidden_entry() -> Option<ExitCode> {
                 crate::manners::error_prefix(),
                 Path::new(&dir).display()
             );
-            ExitCode::from(1)
+            Exit::Failed(FailureKind::Other)
         }
     })
 }
