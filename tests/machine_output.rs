@@ -390,3 +390,52 @@ async fn json_on_a_command_without_a_json_form_exits_2_and_does_nothing() {
     let list = json(&sb.ok(&["profile", "list", "--json"]), "profile list");
     assert_eq!(list["profiles"], serde_json::json!(["prod"]));
 }
+
+/// An "agent" on a Unix socket that answers every request with `body` (200).
+fn fake_agent(socket: &std::path::Path, body: String) {
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            use std::io::{Read, Write};
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+}
+
+#[test]
+fn a_token_with_a_line_break_is_never_printed_bare_or_as_a_header() {
+    let sb = Sandbox::new(Kind::Sqlite);
+    let socket = sb.dir.path().join("agent.sock");
+    let body = serde_json::json!({"schema": 1, "access_token": "abc\r\nX-Evil: 1", "token_type": "Bearer",
+        "expires_at": "2030-01-01T00:00:00Z", "account_id": "1", "rest_url": "https://x/"});
+    fake_agent(&socket, body.to_string());
+    let via = format!("unix:{}", socket.display());
+    for form in [None, Some("--header")] {
+        let mut args = vec!["token", "--via", &via];
+        args.extend(form);
+        let out = sb.run(&args);
+        assert_exit(&out, 1, &args);
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(contains(&out.stderr, "control characters"), "{args:?}");
+    }
+    // JSON escapes it: one line, the token intact for a JSON reader.
+    let out = sb.ok(&["token", "--via", &via, "--json"]);
+    assert_eq!(out.lines().count(), 1, "{out:?}");
+    assert_eq!(
+        json(&out, "token --json")["access_token"],
+        "abc\r\nX-Evil: 1"
+    );
+}

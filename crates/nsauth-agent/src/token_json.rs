@@ -16,22 +16,41 @@ use zeroize::Zeroizing;
 /// The version of nsauth's JSON output; raised only on an incompatible change.
 pub const SCHEMA: u32 = 1;
 
-/// The token object as one line of JSON (no newline). It holds the token: zeroed on drop.
+/// The fields, in the order written.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    schema: u32,
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_at: String,
+    account_id: &'a str,
+    rest_url: &'a str,
+}
+
+/// The token object as one line of JSON (no newline). It holds the token: zeroed on drop,
+/// and written into one buffer large enough from the start (no copy left behind by a
+/// reallocation).
 pub fn render(
     access_token: &AccessToken,
     expires_at: OffsetDateTime,
     account_id: &str,
     rest_url: &str,
 ) -> Zeroizing<String> {
-    let body = serde_json::json!({
-        "schema": SCHEMA,
-        "access_token": access_token.secret(),
-        "token_type": "Bearer",
-        "expires_at": rfc3339_utc(expires_at),
-        "account_id": account_id,
-        "rest_url": rest_url,
-    });
-    Zeroizing::new(body.to_string())
+    let body = Body {
+        schema: SCHEMA,
+        access_token: access_token.secret(),
+        token_type: "Bearer",
+        expires_at: rfc3339_utc(expires_at),
+        account_id,
+        rest_url,
+    };
+    // JSON escaping at most sextuples a character (\u00XX); 160 covers the field names.
+    let room = 6 * (body.access_token.len() + account_id.len() + rest_url.len()) + 160;
+    let mut buf = Zeroizing::new(Vec::with_capacity(room));
+    if serde_json::to_writer(&mut *buf, &body).is_err() {
+        return Zeroizing::new(String::new());
+    }
+    Zeroizing::new(String::from_utf8(std::mem::take(&mut *buf)).unwrap_or_default())
 }
 
 /// `2026-11-20T14:02:00Z`: UTC, whole seconds.
@@ -61,6 +80,11 @@ mod tests {
             v,
             serde_json::json!({"schema": 1, "access_token": "tok", "token_type": "Bearer",
                 "expires_at": "2026-11-20T14:02:03Z", "account_id": "123_SB1", "rest_url": "https://x/"})
+        );
+        assert!(
+            text.starts_with(r#"{"schema":1,"access_token":"tok","#),
+            "{}",
+            *text
         );
         assert_eq!(
             parse_expires_at("2026-11-20T14:02:03Z"),

@@ -108,8 +108,15 @@ async fn from_agent(
 }
 
 /// Writes `text` (the token, or the token object for JSON) in `format`, in one write, from
-/// a buffer that is zeroed afterwards.
+/// a buffer that is zeroed afterwards. A "token" with a control character or a space (from a
+/// broken agent or token endpoint) is not printed bare: it could end the line early and add
+/// one of its own — a second header under `--header`. (JSON escapes it.)
 fn print(format: Format, text: &str) -> Result<(), Error> {
+    if format != Format::Json && !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Other(
+            "the access token holds control characters or spaces, which no token has; not printed (a broken agent or token endpoint?)".into(),
+        ));
+    }
     let line = Zeroizing::new(match format {
         Format::Header => format!("Authorization: Bearer {text}\n"),
         Format::Bare | Format::Json => format!("{text}\n"),
