@@ -80,8 +80,11 @@ pub fn profile_names(uri: Option<&str>) -> Vec<String> {
         let names = tokio::time::timeout(LIMIT, store.list()).await.ok()?.ok()?;
         Some(names)
     };
-    let mut names: Vec<String> = runtime
-        .block_on(list)
+    let listed = runtime.block_on(list);
+    // A store call still running past the limit (a locked SQLite file waiting out its busy
+    // timeout in a blocking thread) is left behind, not waited for.
+    runtime.shutdown_background();
+    let mut names: Vec<String> = listed
         .unwrap_or_default()
         .iter()
         .map(|n| n.as_str().to_owned())
