@@ -1,5 +1,5 @@
 //! End to end: man pages for every visible command (`nsauth __man DIR`, what `cargo xtask man`
-//! runs), and the dynamic completion of profile names (`COMPLETE=$SHELL nsauth`): the store's
+//! runs), and the dynamic completion of profile names (`NSAUTH_COMPLETE=$SHELL nsauth`): the store's
 //! names for a partial word, from the store the command line names, and nothing — no message,
 //! no file — when the store is missing or broken.
 
@@ -81,7 +81,7 @@ fn every_visible_command_gets_a_valid_man_page() {
 fn complete(sb: &Sandbox, line: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let run = |shell: &str| -> Output {
         let mut c = sb.cmd();
-        c.env("COMPLETE", shell)
+        c.env("NSAUTH_COMPLETE", shell)
             .env("_CLAP_COMPLETE_INDEX", (line.len()).to_string())
             .env("_CLAP_IFS", "\n")
             .arg("--")
@@ -163,4 +163,20 @@ fn a_missing_or_broken_store_completes_nothing_silently_and_creates_nothing() {
     // Flags still complete (the engine works without a store).
     let got = complete(&sb, &["token", "--hea"], &[]);
     assert_eq!(got, ["--header"]);
+}
+
+#[test]
+fn a_stray_complete_variable_does_not_turn_commands_into_completions() {
+    let sb = Sandbox::new(Kind::Sqlite);
+    for value in ["1", "bash"] {
+        let out = sb
+            .cmd()
+            .env("COMPLETE", value)
+            .args(["backends", "--json"])
+            .output()
+            .unwrap();
+        assert_ok(&out, &["backends with COMPLETE set"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the real output");
+        assert_eq!(v["schema"], 1);
+    }
 }

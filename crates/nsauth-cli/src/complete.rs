@@ -1,4 +1,4 @@
-//! Dynamic completion (clap_complete's `COMPLETE=$SHELL nsauth` engine): everything the static
+//! Dynamic completion (clap_complete's `NSAUTH_COMPLETE=$SHELL nsauth` engine): everything the static
 //! scripts of `nsauth completions` complete, plus the store's profile names after `--profile`,
 //! `serve --profile`, `profile show|delete` and `audit --for-profile`.
 //!

@@ -16,8 +16,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     harden();
-    // `COMPLETE=$SHELL nsauth …`: the shell asks for completions; answers and exits.
-    clap_complete::CompleteEnv::with_factory(complete::command).complete();
+    // `NSAUTH_COMPLETE=$SHELL nsauth …`: the shell asks for completions; answers and exits.
+    // Not clap's generic `COMPLETE`: a variable of that name set for another reason must
+    // not turn every nsauth command into a completion request.
+    clap_complete::CompleteEnv::with_factory(complete::command)
+        .var("NSAUTH_COMPLETE")
+        .complete();
     if let Some(exit) = man::hidden_entry() {
         return ExitCode::from(exit.code());
     }
