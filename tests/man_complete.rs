@@ -68,6 +68,16 @@ fn every_visible_command_gets_a_valid_man_page() {
             );
         }
     }
+    // The main page says what every command shares.
+    let main = std::fs::read_to_string(dir.join("nsauth.1")).unwrap();
+    for section in [
+        ".SH EXIT STATUS",
+        ".SH ENVIRONMENT",
+        "NO_COLOR",
+        "NSAUTH_STORE",
+    ] {
+        assert!(main.contains(section), "nsauth.1 lacks {section}");
+    }
     // Nothing hidden, nothing else.
     let written = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(written, want.len(), "{want:?}");
