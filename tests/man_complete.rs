@@ -71,7 +71,7 @@ fn every_visible_command_gets_a_valid_man_page() {
     // The main page says what every command shares.
     let main = std::fs::read_to_string(dir.join("nsauth.1")).unwrap();
     for section in [
-        ".SH EXIT STATUS",
+        ".SH \"EXIT STATUS\"",
         ".SH ENVIRONMENT",
         "NO_COLOR",
         "NSAUTH_STORE",
