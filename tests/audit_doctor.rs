@@ -12,14 +12,18 @@ fn fingerprint(token: &str) -> String {
     hex::encode(&sha2::Sha256::digest(token.as_bytes())[..6])
 }
 
+/// The list of an `audit --json` or `doctor --json` answer (`{"schema": 1, "events"|"checks": [...]}`).
 fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\nstderr: {}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    });
+    assert_eq!(v["schema"], 1, "{v}");
+    let list = v.get("events").or_else(|| v.get("checks"));
+    list.cloned().unwrap_or_else(|| panic!("no list in {v}"))
 }
 
 /// The doctor checks as (name, status) pairs.

@@ -89,7 +89,8 @@ fn doctor_on_a_bad_store_uri_exits_2() {
     let sb = Sandbox::new(Kind::Sqlite);
     let out = sb.run(&["--store", "bogus://x", "doctor", "--json"]);
     assert_exit(&out, 2, &["doctor --store bogus://x"]);
-    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let checks = &v["checks"];
     assert_eq!(checks[0]["check"], "store");
     assert_eq!(checks[0]["status"], "fail");
     assert!(

@@ -122,7 +122,8 @@ async fn migrate_between_stores_verified_and_rerunnable() {
     );
 
     let report = src.ok(&["migrate", "--to", &to, "--all", "--json"]);
-    let rows: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let rows = &v["profiles"];
     assert_eq!(rows.as_array().unwrap().len(), 3);
     assert!(
         rows.as_array()
@@ -150,7 +151,7 @@ async fn migrate_between_stores_verified_and_rerunnable() {
     // Re-running is safe.
     let again: serde_json::Value =
         serde_json::from_str(&src.ok(&["migrate", "--to", &to, "--all", "--json"])).unwrap();
-    for r in again.as_array().unwrap() {
+    for r in again["profiles"].as_array().unwrap() {
         assert!(
             r["status"] == "already-migrated" || r["status"] == "failed",
             "{r}"

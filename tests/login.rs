@@ -323,7 +323,7 @@ async fn status_check_revoke_exec(kind: Kind) {
     assert_exit(&out, 3, &["check --within 30d"]);
     let all: serde_json::Value =
         serde_json::from_str(&sb.ok(&["status", "--all", "--json"])).unwrap();
-    assert_eq!(all.as_array().unwrap().len(), 1);
+    assert_eq!(all["profiles"].as_array().unwrap().len(), 1);
 
     // exec passes the token and account to the child.
     let out = sb.run(&["--profile", "ops", "exec", "--", "sh", "-c", "test -n \"$NETSUITE_ACCESS_TOKEN\" && echo \"$NETSUITE_ACCOUNT_ID $NETSUITE_REST_URL\" && exit 7"]);

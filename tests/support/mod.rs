@@ -341,3 +341,33 @@ pub async fn run_concurrently(cmds: impl IntoIterator<Item = Command>) -> Vec<Ou
     .await
     .expect("join")
 }
+
+/// The visible commands as `nsauth --help` lists them (`profile set`, `token`, `login`, ...;
+/// a group such as `profile` only through its subcommands, `help` excluded).
+pub fn listed_commands(sb: &Sandbox) -> std::collections::BTreeSet<String> {
+    fn subcommands(sb: &Sandbox, prefix: &[&str]) -> Vec<String> {
+        let mut args = prefix.to_vec();
+        args.push("--help");
+        let help = sb.ok(&args);
+        let Some((_, rest)) = help.split_once("Commands:\n") else {
+            return Vec::new();
+        };
+        rest.lines()
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| *w != "help")
+            .map(str::to_owned)
+            .collect()
+    }
+    let mut all = std::collections::BTreeSet::new();
+    for top in subcommands(sb, &[]) {
+        let nested = subcommands(sb, &[&top]);
+        if nested.is_empty() || top == "login" {
+            all.insert(top.clone());
+        }
+        for sub in nested {
+            all.insert(format!("{top} {sub}"));
+        }
+    }
+    all
+}

@@ -8,6 +8,7 @@
 mod bench;
 mod chaos;
 mod fuzz;
+mod man;
 mod services;
 
 use std::process::{Command, ExitCode};
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("chaos") => chaos::run(&args[1..]),
         Some("deny") => deny(),
+        Some("man") => man::run(&args[1..]),
         Some("package") => package(),
         Some("test") => test(&args[1..]),
         Some("services") => match args.get(1).map(String::as_str) {
@@ -36,9 +38,10 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|lint|deny|package|test|services|bench|fuzz|chaos> [args]"
+                "usage: cargo xtask <ci|lint|deny|package|test|services|bench|fuzz|chaos|man> [args]"
             );
             eprintln!("  ci    format check, clippy -D warnings, cargo deny, cargo package, then all tests (what .ci/run does)");
+            eprintln!("  man [OUT_DIR]  write the man pages (default target/man)");
             eprintln!("  package  cargo package (and build) every crate meant for publishing");
             eprintln!("  test  build the nsauth binary, start OpenBao and moto, run every test of the workspace");
             eprintln!("  services up|down  start/stop OpenBao and moto on loopback (env in .services/env)");

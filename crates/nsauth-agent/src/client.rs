@@ -32,6 +32,23 @@ pub struct AgentToken {
     pub rest_url: String,
 }
 
+impl AgentToken {
+    /// The token object ([`crate::token_json`]) — the same as the store path of
+    /// `nsauth token --json` prints.
+    pub fn to_json(&self) -> Result<zeroize::Zeroizing<String>, Error> {
+        let expires_at =
+            crate::token_json::parse_expires_at(&self.expires_at).ok_or_else(|| {
+                Error::Other("the agent answered with an expires_at that is not RFC 3339".into())
+            })?;
+        Ok(crate::token_json::render(
+            &self.access_token,
+            expires_at,
+            &self.account_id,
+            &self.rest_url,
+        ))
+    }
+}
+
 /// Why no token came from the agent.
 #[derive(Debug)]
 pub enum FetchError {

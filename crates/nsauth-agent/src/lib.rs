@@ -10,6 +10,7 @@
 //! systemd's `LISTEN_FDS`), [`routes`] (HTTP), [`token`] (the in-memory token cache with
 //! single flight), [`refresher`] (background refresh from one timer), [`metrics`], [`key`]
 //! (the TCP serve key) and [`config`]. [`client`] is the other side: `nsauth token --via`.
+//! [`token_json`] writes the token object, for the token route and `nsauth token --json` alike.
 //!
 //! Running an agent on the default socket for two profiles (what `nsauth serve --profile
 //! prod --profile sb1` does), with a client configured from the environment:
@@ -59,4 +60,5 @@ pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod token;
+pub mod token_json;
 pub mod watch;

@@ -434,21 +434,13 @@ fn not_served(profile: &str) -> Error {
     )))
 }
 
-/// The token route's 200 body.
+/// The token route's 200 body: the token object ([`crate::token_json`]).
 fn render(set: &TokenSet, record: &Record) -> Bytes {
-    let expires_at = set
-        .access_expires_at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let body = zeroize::Zeroizing::new(
-        serde_json::json!({
-            "access_token": set.access_token.secret(),
-            "token_type": "Bearer",
-            "expires_at": expires_at,
-            "account_id": record.profile.account_id.as_str(),
-            "rest_url": record.profile.endpoints().rest.as_str(),
-        })
-        .to_string(),
+    let body = crate::token_json::render(
+        &set.access_token,
+        set.access_expires_at,
+        record.profile.account_id.as_str(),
+        record.profile.endpoints().rest.as_str(),
     );
     Bytes::copy_from_slice(body.as_bytes())
 }

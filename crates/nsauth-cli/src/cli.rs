@@ -54,6 +54,9 @@ pub enum Command {
         /// answers when no agent does.
         #[arg(long, env = "NSAUTH_AGENT", value_name = "ADDR")]
         via: Option<String>,
+        /// Print `Authorization: Bearer TOKEN` (for curl -H @-); --json prints the token object.
+        #[arg(long, conflicts_with = "json")]
+        header: bool,
     },
     /// Refresh the tokens now if they are close to expiry (or always, with --force).
     Refresh {

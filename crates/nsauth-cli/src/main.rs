@@ -2,17 +2,34 @@
 
 mod cli;
 mod commands;
+mod complete;
 mod exit;
 mod loopback;
+mod machine;
+mod man;
+mod manners;
 mod output;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use nsauth_core::store::FailureKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     harden();
-    let cli = cli::Cli::parse();
+    // `NSAUTH_COMPLETE=$SHELL nsauth …`: the shell asks for completions; answers and exits.
+    // Not clap's generic `COMPLETE`: a variable of that name set for another reason must
+    // not turn every nsauth command into a completion request.
+    clap_complete::CompleteEnv::with_factory(complete::command)
+        .var("NSAUTH_COMPLETE")
+        .complete();
+    if let Some(exit) = man::hidden_entry() {
+        return ExitCode::from(exit.code());
+    }
+    let matches = cli::Cli::command().color(manners::clap()).get_matches();
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = machine::check(&cli, &matches) {
+        e.exit();
+    }
     init_logging(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -20,14 +37,17 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!(
+                "{} cannot start the async runtime: {e}",
+                manners::error_prefix()
+            );
             return ExitCode::from(exit::Exit::Failed(FailureKind::Other).code());
         }
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{} {e}", manners::error_prefix());
             ExitCode::from(exit::exit_code(&e))
         }
     }
@@ -49,6 +69,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(manners::stderr())
         .with_target(false)
         .try_init();
 }

@@ -42,10 +42,38 @@ pub fn profile_json(name: &str, p: &Profile) -> Value {
     })
 }
 
-/// Prints JSON or key: value lines.
+/// The version of every `--json` output (`"schema": 1`), the agent's token object included;
+/// raised only on an incompatible change (docs/cli.md, "Machine-readable output").
+pub const SCHEMA: u32 = nsauth_agent::token_json::SCHEMA;
+
+/// `v` (an object) with `"schema"` set.
+pub fn with_schema(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        map.insert("schema".into(), SCHEMA.into());
+    }
+    v
+}
+
+/// Prints a `--json` answer: the object `v` with `"schema"`, on stdout.
+pub fn print_json(v: Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&with_schema(v)).unwrap_or_default()
+    );
+}
+
+/// Prints a `--json` list: `{"schema": 1, KEY: [ITEMS]}` (a bare array could not carry the
+/// schema, nor gain a field later).
+pub fn print_json_list(key: &str, items: impl IntoIterator<Item = Value>) {
+    let mut map = serde_json::Map::new();
+    map.insert(key.into(), items.into_iter().collect());
+    print_json(Value::Object(map));
+}
+
+/// Prints JSON (with the schema) or key: value lines.
 pub fn print_object(json_mode: bool, v: &Value) {
     if json_mode {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        print_json(v.clone());
         return;
     }
     if let Value::Object(map) = v {

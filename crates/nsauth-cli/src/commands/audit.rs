@@ -66,9 +66,11 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit, Error> {
         ));
     }
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&records).unwrap_or_else(|_| "[]".into())
+        crate::output::print_json_list(
+            "events",
+            records
+                .iter()
+                .map(|r| serde_json::to_value(r).unwrap_or_default()),
         );
         return Ok(Exit::Success);
     }

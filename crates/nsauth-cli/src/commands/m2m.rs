@@ -54,10 +54,9 @@ async fn keygen(
         .map_err(|e| Error::Invalid(format!("cannot write {}: {e}", cert_path.display())))?;
     let info = m2m::inspect_certificate(&generated.certificate_pem)?;
     if ctx.json {
-        println!(
-            "{}",
+        crate::output::print_json(
             serde_json::json!({"private_key": key_path, "certificate": cert_path, "algorithm": alg.as_str(), "jws_alg": alg.jws_alg(),
-                "not_after": crate::output::rfc3339(Some(info.not_after))})
+                "not_after": crate::output::rfc3339(Some(info.not_after))}),
         );
         return Ok(Exit::Success);
     }
@@ -142,9 +141,8 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<Exit, Error> {
             None => ctx.note(format!("profile {name}: {none}; nothing changed")),
         }
         if ctx.json {
-            println!(
-                "{}",
-                serde_json::json!({"profile": name.as_str(), "changed": dropped.is_some()})
+            crate::output::print_json(
+                serde_json::json!({"profile": name.as_str(), "changed": dropped.is_some()}),
             );
         }
         return Ok(Exit::Success);
@@ -188,10 +186,9 @@ async fn rotate_cmd(ctx: &Ctx, args: M2mRotateArgs) -> Result<Exit, Error> {
         })?;
     }
     if ctx.json {
-        println!(
-            "{}",
+        crate::output::print_json(
             serde_json::json!({"profile": name.as_str(), "certificate_pem": pem, "certificate_file": args.out,
-                "key": info.key_description, "not_after": crate::output::rfc3339(Some(info.not_after)), "replaced": replaced})
+                "key": info.key_description, "not_after": crate::output::rfc3339(Some(info.not_after)), "replaced": replaced}),
         );
         return Ok(Exit::Success);
     }

@@ -90,7 +90,7 @@ pub async fn run(ctx: &Ctx, to: &str, all: bool, dry_run: bool) -> Result<Exit, 
         }
     }
     if ctx.json {
-        println!("{}", serde_json::Value::Array(rows));
+        crate::output::print_json_list("profiles", rows);
     }
     ctx.note(format!(
         "{} profile(s) from {} to {}",

@@ -101,12 +101,11 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Profile(cmd) => profile::run(&ctx, cmd).await,
         Command::Login(args) => login::run(&ctx, args).await,
-        Command::Token { min_ttl, via } => {
-            match serve::token_via(&ctx, via.as_deref(), min_ttl).await? {
-                Some(code) => Ok(code),
-                None => tokens::token(&ctx, min_ttl).await,
-            }
-        }
+        Command::Token {
+            min_ttl,
+            via,
+            header,
+        } => tokens::token(&ctx, min_ttl, via.as_deref(), header).await,
         Command::Refresh { force } => tokens::refresh(&ctx, force).await,
         Command::Status { all } => tokens::status(&ctx, all).await,
         Command::Check { within, all } => tokens::check(&ctx, &within, all).await,
@@ -141,11 +140,11 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
 fn backends(ctx: &Ctx) {
     let all = nsauth::backends();
     if ctx.json {
-        let v: Vec<_> = all
-            .iter()
-            .map(|b| serde_json::json!({"schemes": b.schemes, "uri": b.help}))
-            .collect();
-        println!("{}", serde_json::Value::Array(v));
+        crate::output::print_json_list(
+            "backends",
+            all.iter()
+                .map(|b| serde_json::json!({"schemes": b.schemes, "uri": b.help})),
+        );
     } else {
         for b in all {
             println!("{:<18} {}", b.schemes.join(","), b.help);

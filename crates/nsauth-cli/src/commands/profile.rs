@@ -254,8 +254,7 @@ async fn list(ctx: &Ctx) -> Result<Exit, Error> {
     let store = ctx.store()?;
     let names = store.list().await?;
     if ctx.json {
-        let v: Vec<&str> = names.iter().map(ProfileName::as_str).collect();
-        println!("{}", serde_json::json!(v));
+        output::print_json_list("profiles", names.iter().map(|n| n.as_str().into()));
     } else {
         for n in names {
             println!("{n}");

@@ -133,30 +133,3 @@ pub async fn run(ctx: &Ctx, args: ServeArgs) -> Result<Exit, Error> {
         Err(_) => Err(Error::Other("the agent stopped unexpectedly".into())),
     }
 }
-
-/// `nsauth token --via ADDR` (or `NSAUTH_AGENT`): the token from a running agent. `Ok(None)`
-/// when there is no `--via`, or no agent answers — the caller then uses the store; an agent's error is returned as it
-/// is, with its exit code.
-pub async fn token_via(ctx: &Ctx, via: Option<&str>, min_ttl: u64) -> Result<Option<Exit>, Error> {
-    let Some(via) = via.filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let target = nsauth_agent::client::parse_via(via)?;
-    let name = ctx.name()?;
-    match nsauth_agent::client::fetch(&target, name.as_str(), min_ttl, None).await {
-        Ok(t) => {
-            let line = zeroize::Zeroizing::new(format!("{}\n", t.access_token.secret()));
-            let mut out = std::io::stdout().lock();
-            out.write_all(line.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
-            tracing::info!(profile = %name, agent = %target, fingerprint = %t.access_token.fingerprint(), "access token from the agent");
-            Ok(Some(Exit::Success))
-        }
-        Err(nsauth_agent::client::FetchError::NoAgent(why)) => {
-            tracing::info!("{why}; using the store");
-            Ok(None)
-        }
-        Err(nsauth_agent::client::FetchError::Agent(e)) => Err(e),
-    }
-}

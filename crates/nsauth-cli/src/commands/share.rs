@@ -101,10 +101,7 @@ fn keygen(ctx: &Ctx, out: &Path) -> Result<Exit, Error> {
         }
     })?;
     if ctx.json {
-        println!(
-            "{}",
-            json!({"identity": out, "recipient": generated.recipient})
-        );
+        output::print_json(json!({"identity": out, "recipient": generated.recipient}));
     } else {
         println!("{}", generated.recipient);
     }

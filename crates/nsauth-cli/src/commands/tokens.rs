@@ -1,4 +1,4 @@
-//! `nsauth token|refresh|status|check|revoke|exec|api`.
+//! `nsauth token|refresh|status|check|revoke|exec|api` (`token` in [`hand_out`]).
 
 use super::Ctx;
 use crate::exit::Exit;
@@ -12,31 +12,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 mod child_env;
+mod hand_out;
 
-pub async fn token(ctx: &Ctx, min_ttl: u64) -> Result<Exit, Error> {
-    let name = ctx.name()?;
-    let store = ctx.store()?;
-    let broker = ctx.broker(store.clone())?;
-    let res = broker
-        .access_token(&name, Duration::from_secs(min_ttl))
-        .await;
-    let mut ev = nsauth_core::audit::AuditEvent::new("token", name.as_str(), &store.describe())
-        .outcome(crate::exit::audit_outcome(&res));
-    if let Ok((t, o)) = &res {
-        ev = ev
-            .fingerprint(t.access_token.fingerprint())
-            .detail(format!("{o:?}").to_lowercase());
-    }
-    super::audit::record(ctx, store.as_ref(), &ev);
-    let (tokens, outcome) = res?;
-    tracing::info!(profile = %name, ?outcome, fingerprint = %tokens.access_token.fingerprint(), "access token handed out");
-    let mut out = std::io::stdout().lock();
-    let line = zeroize::Zeroizing::new(format!("{}\n", tokens.access_token.secret()));
-    out.write_all(line.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))?;
-    Ok(Exit::Success)
-}
+pub use hand_out::token;
 
 pub async fn refresh(ctx: &Ctx, force: bool) -> Result<Exit, Error> {
     let name = ctx.name()?;
@@ -73,11 +51,10 @@ pub async fn refresh(ctx: &Ctx, force: bool) -> Result<Exit, Error> {
         line.push_str(&format!("; refresh token until {}", output::when(end, now)));
     }
     if ctx.json {
-        println!(
-            "{}",
+        output::print_json(
             serde_json::json!({"profile": name.as_str(), "outcome": format!("{outcome:?}").to_lowercase(),
             "access_token_expires_at": output::rfc3339(Some(tokens.access_expires_at)),
-            "refresh_token_expires_at": output::rfc3339(tokens.refresh_expires_at)})
+            "refresh_token_expires_at": output::rfc3339(tokens.refresh_expires_at)}),
         );
     } else {
         println!("{line}");
@@ -137,12 +114,11 @@ pub async fn status(ctx: &Ctx, all: bool) -> Result<Exit, Error> {
         rows.push(row);
     }
     if ctx.json {
-        let v = if all {
-            serde_json::Value::Array(rows)
+        if all {
+            output::print_json_list("profiles", rows);
         } else {
-            rows.pop().unwrap_or_default()
-        };
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            output::print_json(rows.pop().unwrap_or_default());
+        }
     } else {
         for (i, row) in rows.iter().enumerate() {
             if i > 0 {
@@ -195,7 +171,7 @@ pub async fn check(ctx: &Ctx, within: &str, all: bool) -> Result<Exit, Error> {
         }
     }
     if ctx.json {
-        println!("{}", serde_json::Value::Array(rows));
+        output::print_json_list("profiles", rows);
     }
     Ok(worst)
 }

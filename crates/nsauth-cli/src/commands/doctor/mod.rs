@@ -36,9 +36,11 @@ pub async fn run(ctx: &Ctx, _args: DoctorArgs) -> Result<Exit, Error> {
         )],
     };
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&checks).unwrap_or_else(|_| "[]".into())
+        crate::output::print_json_list(
+            "checks",
+            checks
+                .iter()
+                .map(|c| serde_json::to_value(c).unwrap_or_default()),
         );
     } else {
         print_checks(&checks);
