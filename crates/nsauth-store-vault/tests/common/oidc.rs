@@ -89,7 +89,8 @@ impl Root {
         mount
     }
 
-    /// The accessors of the live tokens issued by `auth/MOUNT/login`.
+    /// The accessors of the tokens issued by `auth/MOUNT/login` that Vault has not revoked
+    /// (nor expired).
     pub async fn live_logins(&self, mount: &str) -> Vec<String> {
         let (_, list) = self.call("LIST", "auth/token/accessors", None).await;
         let mut out = Vec::new();
@@ -102,8 +103,9 @@ impl Root {
                     Some(json!({ "accessor": acc })),
                 )
                 .await;
-            let live = status == 200 && info["data"]["ttl"].as_i64().is_none_or(|t| t > 0);
-            if live && info["data"]["path"].as_str() == Some(&format!("auth/{mount}/login")) {
+            // Vault revokes a token when it expires; until then lookup-accessor finds it
+            // (its `ttl` is rounded down, so 0 does not yet mean expired).
+            if status == 200 && info["data"]["path"].as_str() == Some(&format!("auth/{mount}/login")) {
                 out.push(acc);
             }
         }
