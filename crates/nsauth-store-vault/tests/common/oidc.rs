@@ -105,7 +105,9 @@ impl Root {
                 .await;
             // Vault revokes a token when it expires; until then lookup-accessor finds it
             // (its `ttl` is rounded down, so 0 does not yet mean expired).
-            if status == 200 && info["data"]["path"].as_str() == Some(&format!("auth/{mount}/login")) {
+            if status == 200
+                && info["data"]["path"].as_str() == Some(&format!("auth/{mount}/login"))
+            {
                 out.push(acc);
             }
         }
