@@ -56,6 +56,7 @@ mod auth;
 mod client;
 mod delete;
 mod errors;
+mod jwt;
 mod kv;
 mod settings;
 mod store;

@@ -89,29 +89,25 @@ impl Root {
         mount
     }
 
-    /// The accessors of the tokens issued by `auth/MOUNT/login` that Vault has not revoked
-    /// (nor expired).
+    /// The leases of the tokens issued by `auth/MOUNT/login` that Vault has not revoked
+    /// (Vault revokes a token, and drops its lease, when it expires).
     pub async fn live_logins(&self, mount: &str) -> Vec<String> {
-        let (_, list) = self.call("LIST", "auth/token/accessors", None).await;
-        let mut out = Vec::new();
-        for acc in list["data"]["keys"].as_array().cloned().unwrap_or_default() {
-            let acc = acc.as_str().unwrap_or_default().to_owned();
-            let (status, info) = self
-                .call(
-                    "POST",
-                    "auth/token/lookup-accessor",
-                    Some(json!({ "accessor": acc })),
-                )
-                .await;
-            // Vault revokes a token when it expires; until then lookup-accessor finds it
-            // (its `ttl` is rounded down, so 0 does not yet mean expired).
-            if status == 200
-                && info["data"]["path"].as_str() == Some(&format!("auth/{mount}/login"))
-            {
-                out.push(acc);
-            }
-        }
-        out
+        let (status, list) = self
+            .call(
+                "LIST",
+                &format!("sys/leases/lookup/auth/{mount}/login/"),
+                None,
+            )
+            .await;
+        assert!(status == 200 || status == 404, "{status} {list}");
+        list["data"]["keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
