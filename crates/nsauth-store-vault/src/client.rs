@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
 
-/// The token in use, and when to log in again before it expires.
+/// The token in use, when to log in again before it expires, and when it does (tokens from
+/// a login with a lease only).
 struct Held {
     token: Arc<VaultSecret>,
     renew_at: Option<Instant>,
+    expires_at: Option<Instant>,
 }
 
 /// An HTTP answer the caller interprets (2xx, 400 and 404; everything else is mapped to an
@@ -144,11 +146,13 @@ impl Client {
     }
 
     /// The current token: read, or logged in for on first use and again when three
-    /// quarters of its lease have passed.
+    /// quarters of its lease have passed. If that early login fails while the old token
+    /// still lives, the old token is used (and the login tried again on the next call).
     async fn token(&self) -> Result<Arc<VaultSecret>, StoreError> {
         let mut slot = self.token.lock().await;
+        let now = Instant::now();
         if let Some(held) = slot.as_ref() {
-            if held.renew_at.is_none_or(|at| Instant::now() < at) {
+            if held.renew_at.is_none_or(|at| now < at) {
                 return Ok(Arc::clone(&held.token));
             }
             tracing::debug!(
@@ -160,19 +164,32 @@ impl Client {
             AuthSource::Token(t) => Held {
                 token: Arc::new(t.clone()),
                 renew_at: None,
+                expires_at: None,
             },
             AuthSource::TokenFile(path) => Held {
                 token: Arc::new(read_token_file(path.as_deref())?),
                 renew_at: None,
+                expires_at: None,
             },
-            _ => {
-                let started = Instant::now();
-                let login = self.login().await?;
-                Held {
+            _ => match self.login().await {
+                Ok(login) => Held {
                     token: Arc::new(login.token),
-                    renew_at: login.lease.map(|l| started + l * 3 / 4),
+                    renew_at: login.lease.map(|l| now + l * 3 / 4),
+                    expires_at: login.lease.map(|l| now + l),
+                },
+                Err(e) => {
+                    let alive = slot
+                        .as_ref()
+                        .filter(|h| h.expires_at.is_some_and(|end| Instant::now() < end));
+                    return match alive {
+                        Some(old) => {
+                            tracing::warn!(error = %e, "early Vault login failed; the current token is still valid and stays in use");
+                            Ok(Arc::clone(&old.token))
+                        }
+                        None => Err(e),
+                    };
                 }
-            }
+            },
         };
         let token = Arc::clone(&held.token);
         *slot = Some(held);
@@ -331,13 +348,16 @@ impl Client {
 /// more; anything near this is not Vault's normal answer.
 pub(crate) const MAX_ANSWER: usize = 1 << 20;
 
-enum Capped {
+pub(crate) enum Capped {
     TooLarge,
     Transport(reqwest::Error),
 }
 
 /// Reads the body, refusing (without reading on) one over `limit` bytes.
-async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, Capped> {
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, Capped> {
     if resp.content_length().is_some_and(|l| l > limit as u64) {
         return Err(Capped::TooLarge);
     }

@@ -3,7 +3,7 @@
 //! (GitLab CI's `id_tokens`), or GitHub Actions' OIDC provider.
 
 use crate::auth::JwtSource;
-use crate::client::Client;
+use crate::client::{read_capped, Client};
 use crate::settings::{GithubOidc, VaultSecret};
 use nsauth_store::StoreError;
 use reqwest::StatusCode;
@@ -75,7 +75,8 @@ impl Client {
                 retryable: true,
             })?;
         let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
+        // A token answer is a few KiB; anything else is not GitHub's provider.
+        let body = read_capped(resp, 64 * 1024).await.unwrap_or_default();
         if !status.is_success() {
             return Err(
                 if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
