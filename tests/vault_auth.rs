@@ -87,6 +87,22 @@ async fn jwt_login_from_a_file_without_any_vault_token() {
     ]);
     assert!(sb.extra_env.iter().all(|(k, _)| k != "VAULT_TOKEN"));
     full_run(&sb).await;
+
+    // At trace level the login is visible, the JWT is not.
+    let jwt = std::fs::read_to_string(&jwt_path).unwrap();
+    let args = ["-vvv", "profile", "list"];
+    let out = sb.run(&args);
+    assert_ok(&out, &args);
+    assert!(
+        contains(&out.stderr, "logged in to Vault"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!contains(&out.stderr, &jwt) && !contains(&out.stdout, &jwt));
+    // Nor any part of it (a signature or payload logged on its own).
+    for part in jwt.split('.') {
+        assert!(!contains(&out.stderr, part), "a JWT segment was logged");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
