@@ -285,3 +285,67 @@ async fn gitlab_template_script_exports_from_the_id_token() {
     assert!(run.out.stdout.is_empty(), "nothing to eval");
     assert!(text(&run.out.stderr).contains("ERROR: NetSuite login needed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_action_reads_the_token_object_of_token_json() {
+    let Some(w) = world().await else { return };
+    set_public_profile(&w.setup, &w.emu, "prod");
+    login(&w.setup, "prod").await;
+    // An nsauth whose `token --json` prints the token object (schema 1), as the real one does
+    // from the version that has it; the script must take the token and the account from it.
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("nsauth-json");
+    std::fs::write(
+        &wrapper,
+        r#"#!/bin/sh
+case " $* " in
+  *" token --json "*)
+    t=$("$REAL_NSAUTH" token) || exit $?
+    printf '{"schema":1,"access_token":"%s","token_type":"Bearer","expires_at":"2030-01-01T00:00:00Z","account_id":"ACCT_JSON","rest_url":"https://acct-json.example/services/rest"}\n' "$t" ;;
+  *) exec "$REAL_NSAUTH" "$@" ;;
+esac
+"#,
+    )
+    .unwrap();
+    let real = nsauth_bin().display().to_string();
+    let wrapper = wrapper.display().to_string();
+    let mut env = w.github();
+    env.push(("REAL_NSAUTH", &real));
+    // NSAUTH_BIN names one program: an executable shim runs the wrapper.
+    let shim_dir = tempfile::tempdir().unwrap();
+    let shim = shim_dir.path().join("nsauth");
+    std::fs::write(&shim, format!("#!/bin/sh\nexec sh '{wrapper}' \"$@\"\n")).unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let shim = shim.display().to_string();
+    env.push(("NSAUTH_BIN", &shim));
+
+    let run = w.run("prod", &env).await;
+    let (stdout, stderr) = (text(&run.out.stdout), text(&run.out.stderr));
+    assert!(
+        run.out.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let token = run
+        .github_env
+        .lines()
+        .nth(1)
+        .expect("token line")
+        .to_owned();
+    assert!(token_works(&w.emu, &token).await);
+    assert!(
+        stdout.starts_with(&format!("::add-mask::{token}\n")),
+        "{stdout}"
+    );
+    assert!(!stderr.contains(&token) && !run.github_output.contains(&token));
+    assert!(
+        run.github_output.contains("account-id=ACCT_JSON\n"),
+        "{}",
+        run.github_output
+    );
+    assert!(
+        run.github_output
+            .contains("rest-url=https://acct-json.example/services/rest\n"),
+        "{}",
+        run.github_output
+    );
+}

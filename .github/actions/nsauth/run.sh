@@ -18,9 +18,6 @@
 # Exit codes are nsauth's: 3 = a NetSuite login is needed (an error annotation says so).
 set -eu
 
-# `nsauth token --json` prints {"access_token", "account_id", "rest_url", ...}; older nsauth
-# prints the bare token. Set to 1 once the nsauth this installs has `token --json`.
-TOKEN_JSON=0
 
 nsauth=${NSAUTH_BIN:-nsauth}
 profile=${NSAUTH_PROFILE:-}
@@ -74,16 +71,16 @@ esac
 json_field() { # json_field KEY < JSON: the string value of KEY (one line, no escapes)
     sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -n 1
 }
+# `nsauth token --json` prints the token object {"schema": 1, "access_token", "account_id",
+# "rest_url", ...} on one line; an nsauth from before that prints the bare token. Both work.
 set +e
-if [ "$TOKEN_JSON" = 1 ]; then
-    answer=$("$nsauth" token --json)
-    rc=$?
-    token=$(printf '%s' "$answer" | json_field access_token)
-else
-    token=$("$nsauth" token)
-    rc=$?
-fi
+answer=$("$nsauth" token --json)
+rc=$?
 set -e
+case $answer in
+    '{'*) token=$(printf '%s' "$answer" | json_field access_token) ;;
+    *) token=$answer answer='' ;;
+esac
 [ "$rc" -eq 3 ] && fail 3 "NetSuite login needed" "profile $profile needs a NetSuite login; on a workstation run: NSAUTH_STORE=$NSAUTH_STORE nsauth login --profile $profile"
 [ "$rc" -eq 0 ] || fail "$rc" "nsauth token failed" "nsauth token --profile $profile exited with $rc; see the lines above"
 case $token in
@@ -91,7 +88,7 @@ case $token in
 esac
 [ "$ci" = github ] && printf '::add-mask::%s\n' "$token"
 
-if [ "$TOKEN_JSON" != 1 ]; then
+if [ -z "$answer" ]; then
     answer=$("$nsauth" --json profile show "$profile")
 fi
 account_id=$(printf '%s' "$answer" | json_field account_id)
