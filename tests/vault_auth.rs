@@ -179,3 +179,46 @@ async fn kubernetes_login_with_a_service_account_token() {
     ]);
     full_run(&sb).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runners_each_log_in_and_share_one_refresh() {
+    let Some(b) = bao().await else { return };
+    let issuer = Issuer::new();
+    let mount = oidc::jwt_role(&b.root, &issuer, AUD, &b.policy, "10m").await;
+    let jwt = issuer.ci_jwt(AUD, "acme/app");
+    let sb = b.sandbox(&[
+        ("NSAUTH_VAULT_AUTH_METHOD", "jwt"),
+        ("NSAUTH_VAULT_AUTH_MOUNT", &mount),
+        ("NSAUTH_VAULT_AUTH_ROLE", "ci"),
+        ("NSAUTH_VAULT_AUTH_JWT_ENV", "NSAUTH_ID_TOKEN"),
+        ("NSAUTH_ID_TOKEN", &jwt),
+    ]);
+    let emu = emulator().await;
+    emu.set_access_ttl(120);
+    set_public_profile(&sb, &emu, "ci");
+    login(&sb, "ci").await;
+    emu.set_access_ttl(3600);
+    let before = emu.counters();
+    let logins_before = b.root.live_logins(&mount).await.len();
+    // Eight runners start at once, each with its own Vault login, all needing a refresh.
+    let outs = run_concurrently((0..8).map(|_| {
+        let mut c = sb.cmd();
+        c.args(["--profile", "ci", "token", "--min-ttl", "300"]);
+        c
+    }))
+    .await;
+    let mut tokens = std::collections::BTreeSet::new();
+    for o in &outs {
+        assert_ok(o, &["token (concurrent)"]);
+        tokens.insert(String::from_utf8(o.stdout.clone()).unwrap());
+    }
+    assert_eq!(emu.counters().refresh_token - before.refresh_token, 1);
+    assert_eq!(tokens.len(), 1, "every runner gets the one refreshed token");
+    assert!(token_works(&emu, tokens.first().unwrap().trim()).await);
+    assert_eq!(
+        b.root.live_logins(&mount).await.len() - logins_before,
+        8,
+        "one Vault login per process"
+    );
+    sb.ok(&["profile", "delete", "ci"]);
+}
