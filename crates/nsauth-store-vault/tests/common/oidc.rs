@@ -4,7 +4,7 @@
 //! stand in for GitHub Actions' OIDC token endpoint and Kubernetes' TokenReview API.
 //!
 //! Shared by the store's tests and the end-to-end tests (`#[path]`); depends on reqwest,
-//! serde_json, tokio, p256, rand, base64 and uuid only.
+//! rustls, serde_json, tokio, p256, rand, base64 and uuid only.
 #![allow(dead_code)]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,6 +29,8 @@ pub struct Root {
 
 impl Root {
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        // With reqwest 0.13 the process must pick rustls' provider; ring, as nsauth does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut req = reqwest::Client::new()
             .request(
                 reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
