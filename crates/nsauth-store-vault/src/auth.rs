@@ -226,7 +226,7 @@ pub(crate) struct LoggedIn {
 impl Client {
     /// Logs in with the configured method (not for `Token` / `TokenFile`).
     pub(crate) async fn login(&self) -> Result<LoggedIn, StoreError> {
-        let (mount, body, jwt) = match &self.auth {
+        let (mount, body, secret) = match &self.auth {
             AuthSource::Token(_) | AuthSource::TokenFile(_) => {
                 unreachable!("only login methods log in")
             }
@@ -237,7 +237,7 @@ impl Client {
             } => (
                 mount,
                 serde_json::json!({ "role_id": role_id, "secret_id": secret_id.secret() }),
-                None,
+                Some(secret_id.clone()),
             ),
             AuthSource::Jwt {
                 mount,
@@ -267,7 +267,7 @@ impl Client {
             )
             .await?;
         if !answer.status.is_success() {
-            return Err(self.login_refused(answer.status, &answer.body, jwt.as_ref()));
+            return Err(self.login_refused(answer.status, &answer.body, secret.as_ref()));
         }
         #[derive(serde::Deserialize)]
         struct Login {
@@ -316,12 +316,12 @@ impl Client {
         }
     }
 
-    /// A refused login: denied, naming the method, role and mount, never the JWT.
+    /// A refused login: denied, naming the method, role and mount, never the JWT or secret.
     fn login_refused(
         &self,
         status: StatusCode,
         body: &[u8],
-        jwt: Option<&VaultSecret>,
+        secret: Option<&VaultSecret>,
     ) -> StoreError {
         let refused = matches!(
             status,
@@ -330,10 +330,17 @@ impl Client {
         if !refused {
             return errors::status(Op::Login, status, body, &self.target());
         }
-        let mut why = errors::vault_errors(body);
-        if let Some(jwt) = jwt.filter(|j| !j.secret().is_empty()) {
-            why = why.replace(jwt.secret(), "[redacted]");
+        // Vault does not echo the credential, but a proxy or plugin might: take it (and each
+        // part of a JWT) out before the text is cut short, so no piece of it survives.
+        let mut text = String::from_utf8_lossy(body).into_owned();
+        if let Some(secret) = secret.map(VaultSecret::secret).filter(|s| !s.is_empty()) {
+            text = text.replace(secret, "[redacted]");
+            for part in secret.split('.').filter(|p| p.len() >= 16) {
+                text = text.replace(part, "[redacted]");
+            }
         }
+        let why = errors::vault_errors(text.as_bytes());
+        zeroize::Zeroize::zeroize(&mut text);
         let hint = match &self.auth {
             AuthSource::AppRole { .. } => "check VAULT_ROLE_ID and VAULT_SECRET_ID (a secret ID may have expired or run out of uses)",
             AuthSource::Jwt { .. } => "check the role's bound_audiences, bound_claims and user_claim against the JWT's claims (bao read auth/MOUNT/role/ROLE)",

@@ -311,3 +311,36 @@ async fn kubernetes_login_with_the_service_account_token_file() {
         other => panic!("expected Config, got {other:?}"),
     }
 }
+
+/// A server at the Vault address that echoes the credential in its refusal (a proxy, a
+/// plugin): the error must not carry the JWT, whole or cut short, nor any of its parts.
+#[tokio::test]
+async fn a_refusal_that_echoes_the_jwt_does_not_leak_it() {
+    let (addr, _) = oidc::serve(|req| {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let jwt = body["jwt"].as_str().unwrap_or_default();
+        // Long enough that a message cut to a few hundred characters ends inside the JWT.
+        let padding = "x".repeat(200);
+        (
+            400,
+            json!({ "errors": [format!("{padding} could not parse {jwt} and its payload {}", jwt.split('.').nth(1).unwrap_or(""))] }),
+        )
+    })
+    .await;
+    let issuer = Issuer::new();
+    let jwt = issuer.ci_jwt(AUD, "acme/app");
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = login_settings(VaultAuthMethod::Jwt, "jwt");
+    s.jwt_path = Some(jwt_file(&dir, &jwt));
+    let store =
+        VaultStore::from_uri_with(&format!("vault+http://{addr}/secret/nsauth"), &s).unwrap();
+    let msg = denied(store.list().await, &["jwt login", "role \"ci\""], &jwt);
+    let parts: Vec<&str> = jwt.split('.').collect();
+    for part in &parts[1..] {
+        // Any 24 characters of the payload or signature.
+        for window in part.as_bytes().windows(24).step_by(8) {
+            let piece = std::str::from_utf8(window).unwrap();
+            assert!(!msg.contains(piece), "a piece of the JWT leaked: {msg}");
+        }
+    }
+}
