@@ -1,56 +1,22 @@
 //! The handful of Vault HTTP calls this store makes, with lazy authentication.
 
+use crate::auth::AuthSource;
 use crate::errors::{self, Op, Target};
 use crate::settings::{VaultSecret, VaultSettings};
 use crate::uri::StoreUri;
 use nsauth_store::StoreError;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use url::Url;
 
-/// Where the token comes from.
-pub(crate) enum AuthSource {
-    Token(VaultSecret),
-    AppRole {
-        mount: String,
-        role_id: String,
-        secret_id: VaultSecret,
-    },
-    TokenFile(Option<PathBuf>),
-}
-
-impl AuthSource {
-    pub(crate) fn from_settings(s: &VaultSettings) -> Result<Self, StoreError> {
-        if let Some(token) = &s.token {
-            return Ok(AuthSource::Token(token.clone()));
-        }
-        match (&s.role_id, &s.secret_id) {
-            (Some(role_id), Some(secret_id)) => Ok(AuthSource::AppRole {
-                mount: s.approle_mount.trim_matches('/').to_owned(),
-                role_id: role_id.clone(),
-                secret_id: secret_id.clone(),
-            }),
-            (Some(_), None) => Err(StoreError::Config(
-                "VAULT_ROLE_ID is set but VAULT_SECRET_ID is not; AppRole login needs both".into(),
-            )),
-            (None, Some(_)) => Err(StoreError::Config(
-                "VAULT_SECRET_ID is set but VAULT_ROLE_ID is not; AppRole login needs both".into(),
-            )),
-            (None, None) => Ok(AuthSource::TokenFile(s.token_file.clone())),
-        }
-    }
-
-    /// For `Debug`: the method, never the secret.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            AuthSource::Token(_) => "token",
-            AuthSource::AppRole { .. } => "approle",
-            AuthSource::TokenFile(_) => "token-file",
-        }
-    }
+/// The token in use, when to log in again before it expires, and when it does (tokens from
+/// a login with a lease only).
+struct Held {
+    token: Arc<VaultSecret>,
+    renew_at: Option<Instant>,
+    expires_at: Option<Instant>,
 }
 
 /// An HTTP answer the caller interprets (2xx, 400 and 404; everything else is mapped to an
@@ -62,7 +28,7 @@ pub(crate) struct Answer {
 
 /// One client: its own connection pool and its own token.
 pub(crate) struct Client {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// The API base, e.g. `https://vault:8200/`.
     base: Url,
     /// `https://vault:8200`, for messages.
@@ -72,7 +38,7 @@ pub(crate) struct Client {
     pub prefix_joined: String,
     pub namespace: Option<String>,
     pub auth: AuthSource,
-    token: tokio::sync::Mutex<Option<Arc<VaultSecret>>>,
+    token: tokio::sync::Mutex<Option<Held>>,
     mount_checked: tokio::sync::OnceCell<()>,
 }
 
@@ -170,7 +136,7 @@ impl Client {
         self.url(&segments)
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         url.path_segments_mut()
             .expect("http(s) URLs have a path")
@@ -179,79 +145,54 @@ impl Client {
         url
     }
 
-    /// The current token, logging in (AppRole) or reading the token file on first use.
+    /// The current token: read, or logged in for on first use and again when three
+    /// quarters of its lease have passed. If that early login fails while the old token
+    /// still lives, the old token is used (and the login tried again on the next call).
     async fn token(&self) -> Result<Arc<VaultSecret>, StoreError> {
         let mut slot = self.token.lock().await;
-        if let Some(token) = slot.as_ref() {
-            return Ok(Arc::clone(token));
+        let now = Instant::now();
+        if let Some(held) = slot.as_ref() {
+            if held.renew_at.is_none_or(|at| now < at) {
+                return Ok(Arc::clone(&held.token));
+            }
+            tracing::debug!(
+                method = self.auth.kind(),
+                "Vault token near its expiry; logging in again"
+            );
         }
-        let token = Arc::new(match &self.auth {
-            AuthSource::Token(t) => t.clone(),
-            AuthSource::TokenFile(path) => read_token_file(path.as_deref())?,
-            AuthSource::AppRole {
-                mount,
-                role_id,
-                secret_id,
-            } => self.approle_login(mount, role_id, secret_id).await?,
-        });
-        *slot = Some(Arc::clone(&token));
-        Ok(token)
-    }
-
-    async fn approle_login(
-        &self,
-        mount: &str,
-        role_id: &str,
-        secret_id: &VaultSecret,
-    ) -> Result<VaultSecret, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Login {
-            auth: Option<LoginAuth>,
-        }
-        #[derive(serde::Deserialize)]
-        struct LoginAuth {
-            client_token: String,
-        }
-        let mut segments = vec!["v1", "auth"];
-        segments.extend(mount.split('/').filter(|s| !s.is_empty()));
-        segments.push("login");
-        let body = serde_json::json!({ "role_id": role_id, "secret_id": secret_id.secret() });
-        let answer = self
-            .send(
-                Op::Login,
-                Method::POST,
-                self.url(&segments),
-                None,
-                Some(body),
-            )
-            .await?;
-        let status = answer.status;
-        if !status.is_success() {
-            return Err(errors::status(
-                Op::Login,
-                status,
-                &answer.body,
-                &self.target(),
-            ));
-        }
-        let mut login: Login = serde_json::from_slice(&answer.body).map_err(|_| {
-            StoreError::Denied(format!(
-                "AppRole login at Vault {} returned no token (auth/{mount}/login)",
-                self.shown_addr
-            ))
-        })?;
-        let token = login
-            .auth
-            .as_mut()
-            .map(|a| VaultSecret::new(std::mem::take(&mut a.client_token)))
-            .filter(|t| !t.secret().is_empty())
-            .ok_or_else(|| {
-                StoreError::Denied(format!(
-                    "AppRole login at Vault {} returned no token (auth/{mount}/login)",
-                    self.shown_addr
-                ))
-            })?;
-        tracing::debug!(addr = %self.shown_addr, "logged in to Vault with AppRole");
+        let held = match &self.auth {
+            AuthSource::Token(t) => Held {
+                token: Arc::new(t.clone()),
+                renew_at: None,
+                expires_at: None,
+            },
+            AuthSource::TokenFile(path) => Held {
+                token: Arc::new(read_token_file(path.as_deref())?),
+                renew_at: None,
+                expires_at: None,
+            },
+            _ => match self.login().await {
+                Ok(login) => Held {
+                    token: Arc::new(login.token),
+                    renew_at: login.lease.map(|l| now + l * 3 / 4),
+                    expires_at: login.lease.map(|l| now + l),
+                },
+                Err(e) => {
+                    let alive = slot
+                        .as_ref()
+                        .filter(|h| h.expires_at.is_some_and(|end| Instant::now() < end));
+                    return match alive {
+                        Some(old) => {
+                            tracing::warn!(error = %e, "early Vault login failed; the current token is still valid and stays in use");
+                            Ok(Arc::clone(&old.token))
+                        }
+                        None => Err(e),
+                    };
+                }
+            },
+        };
+        let token = Arc::clone(&held.token);
+        *slot = Some(held);
         Ok(token)
     }
 
@@ -310,8 +251,9 @@ impl Client {
     }
 
     /// Sends an authenticated KV request. 2xx, 400 and 404 (of a secret, not of a missing
-    /// mount) come back as an [`Answer`]; everything else is mapped to a [`StoreError`]. A token from AppRole that Vault
-    /// refuses (expired) is renewed by one fresh login.
+    /// mount) come back as an [`Answer`]; everything else is mapped to a [`StoreError`]. A token
+    /// from a login (AppRole, JWT, Kubernetes) that Vault refuses (expired, revoked) is
+    /// replaced by one fresh login and the request sent again.
     pub(crate) async fn kv(
         &self,
         op: Op,
@@ -336,12 +278,14 @@ impl Client {
                 {
                     return Ok(answer)
                 }
-                StatusCode::FORBIDDEN
-                    if !relogged && matches!(self.auth, AuthSource::AppRole { .. }) =>
-                {
+                StatusCode::FORBIDDEN if !relogged && self.auth.logs_in() => {
                     relogged = true;
+                    tracing::debug!(
+                        method = self.auth.kind(),
+                        "Vault refused the token; logging in again"
+                    );
                     let mut slot = self.token.lock().await;
-                    if slot.as_ref().is_some_and(|t| Arc::ptr_eq(t, &token)) {
+                    if slot.as_ref().is_some_and(|h| Arc::ptr_eq(&h.token, &token)) {
                         *slot = None;
                     }
                 }
@@ -350,7 +294,7 @@ impl Client {
         }
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         op: Op,
         method: Method,
@@ -404,13 +348,16 @@ impl Client {
 /// more; anything near this is not Vault's normal answer.
 pub(crate) const MAX_ANSWER: usize = 1 << 20;
 
-enum Capped {
+pub(crate) enum Capped {
     TooLarge,
     Transport(reqwest::Error),
 }
 
 /// Reads the body, refusing (without reading on) one over `limit` bytes.
-async fn read_capped(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, Capped> {
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, Capped> {
     if resp.content_length().is_some_and(|l| l > limit as u64) {
         return Err(Capped::TooLarge);
     }
@@ -428,7 +375,8 @@ fn read_token_file(path: Option<&std::path::Path>) -> Result<VaultSecret, StoreE
     let none = || {
         StoreError::Denied(
             "no Vault token: set VAULT_TOKEN, log in with `bao login` / `vault login` (which writes \
-             ~/.vault-token), or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole"
+             ~/.vault-token), set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole, or log in with CI's OIDC \
+             token: NSAUTH_VAULT_AUTH_METHOD=jwt (see docs/stores/vault.md)"
                 .into(),
         )
     };

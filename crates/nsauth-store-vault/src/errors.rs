@@ -24,7 +24,7 @@ pub(crate) enum Op {
     Destroy,
     /// `LIST MOUNT/metadata/PREFIX/`.
     List,
-    /// `POST auth/APPROLE/login`.
+    /// `POST auth/MOUNT/login` (AppRole, JWT, Kubernetes).
     Login,
     /// `GET sys/internal/ui/mounts/MOUNT`.
     MountCheck,
@@ -39,7 +39,7 @@ impl Op {
             Op::PatchMetadata => "recording the writer in the custom metadata",
             Op::Destroy => "destroying a deleted profile's versions",
             Op::List => "listing profiles",
-            Op::Login => "AppRole login",
+            Op::Login => "logging in",
             Op::MountCheck => "checking the mount",
         }
     }
@@ -144,11 +144,6 @@ pub(crate) fn status(op: Op, status: StatusCode, body: &[u8], t: &Target<'_>) ->
                 what = op.what()
             )),
         },
-        StatusCode::BAD_REQUEST if op == Op::Login => StoreError::Denied(format!(
-            "AppRole login at Vault {addr}{ns} failed ({errors}); check VAULT_ROLE_ID and VAULT_SECRET_ID \
-             (a secret ID may have expired or run out of uses)",
-            addr = t.addr
-        )),
         StatusCode::SERVICE_UNAVAILABLE if errors.to_ascii_lowercase().contains("sealed") => {
             StoreError::Unavailable {
                 message: format!("Vault at {} is sealed; unseal it (bao operator unseal) and try again", t.addr),

@@ -28,8 +28,11 @@
 //!
 //! URIs: `vault://HOST:PORT/MOUNT/PREFIX` (TLS), `vault+http://HOST:PORT/MOUNT/PREFIX`, and
 //! `vault:///MOUNT/PREFIX` (server from `VAULT_ADDR`). Authentication and TLS follow Vault's
-//! own conventions; see [`VaultSettings`]. Opening a store does no network I/O: the token is
-//! obtained (read, or an AppRole login) on first use.
+//! own conventions, plus login without long-lived secrets (`NSAUTH_VAULT_AUTH_METHOD=jwt`
+//! with a CI job's OIDC token, or `kubernetes` with the pod's service-account token); see
+//! [`VaultSettings`]. Opening a store does no network I/O: the token is obtained (read, or a
+//! login) on first use, and a login is made again before its token's lease ends or when
+//! Vault refuses the token.
 //!
 //! ```
 //! use nsauth_store::TokenStore;
@@ -49,19 +52,21 @@
 //! [`StoreError::Corrupt`]: nsauth_store::StoreError::Corrupt
 #![warn(missing_docs)]
 
+mod auth;
 mod client;
 mod delete;
 mod errors;
+mod jwt;
 mod kv;
 mod settings;
 mod store;
 mod uri;
 
-pub use settings::{VaultSecret, VaultSettings};
+pub use settings::{GithubOidc, VaultAuthMethod, VaultSecret, VaultSettings};
 pub use store::{VaultStore, VersionInfo};
 
 /// The URI schemes of this store.
 pub const SCHEMES: &[&str] = &["vault", "vault+http"];
 
 /// The URI syntax, as shown by `nsauth backends`.
-pub const URI_HELP: &str = "vault://HOST:PORT/MOUNT/PREFIX (TLS), vault+http://..., vault:///MOUNT/PREFIX (VAULT_ADDR); auth VAULT_TOKEN, ~/.vault-token or VAULT_ROLE_ID+VAULT_SECRET_ID";
+pub const URI_HELP: &str = "vault://HOST:PORT/MOUNT/PREFIX (TLS), vault+http://..., vault:///MOUNT/PREFIX (VAULT_ADDR); auth VAULT_TOKEN, ~/.vault-token, VAULT_ROLE_ID+VAULT_SECRET_ID, or NSAUTH_VAULT_AUTH_METHOD=jwt|kubernetes with NSAUTH_VAULT_AUTH_ROLE";

@@ -100,7 +100,8 @@ impl VaultStore {
         &self.client.prefix_joined
     }
 
-    /// How this store authenticates: `token`, `approle` or `token-file`.
+    /// How this store authenticates: `token`, `token-file`, `approle`, `jwt` or
+    /// `kubernetes`.
     pub fn auth_method(&self) -> &'static str {
         self.client.auth.kind()
     }
