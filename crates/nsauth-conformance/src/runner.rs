@@ -216,7 +216,8 @@ async fn run_one(fixture: Arc<dyn Fixture>, check: &CheckInfo, timeout: Duration
 }
 
 /// The first line of a panic's message (what a failed assertion says), at most 300
-/// characters.
+/// characters, with control characters escaped: it may quote a store's error message, and a
+/// plugin's could carry terminal escapes.
 fn panic_reason(payload: Box<dyn Any + Send>) -> String {
     let message = match payload.downcast::<String>() {
         Ok(s) => *s,
@@ -229,10 +230,19 @@ fn panic_reason(payload: Box<dyn Any + Send>) -> String {
     if line.is_empty() {
         return "panicked without a message".into();
     }
-    match line.char_indices().nth(300) {
+    let line = match line.char_indices().nth(300) {
         Some((cut, _)) => format!("{}...", &line[..cut]),
         None => line.to_owned(),
+    };
+    let mut shown = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
     }
+    shown
 }
 
 /// Deletes every profile whose name starts with the fixture's prefix, in a task of its own
@@ -334,6 +344,11 @@ mod tests {
             "second create: expected Conflict"
         );
         assert_eq!(reason(Box::new("static message")), "static message");
+        assert_eq!(
+            reason(Box::new("plugin said \u{1b}[2Jgone\rback\ttab")),
+            "plugin said \\u{1b}[2Jgone\\rback\\ttab",
+            "no terminal escapes reach the report"
+        );
         assert_eq!(reason(Box::new(42_u8)), "panicked without a message");
         assert_eq!(
             reason(Box::new(String::from("\n"))),
