@@ -201,3 +201,34 @@ async fn every_check_passes_on_the_remote_stores() {
         sb.ok(&["profile", "delete", "nsauth-conformance-00000000-keep"]);
     }
 }
+
+/// Two runs on one store at the same time keep to their own prefixes: both pass (the `list`
+/// check sees the other run's profiles come and go) and neither deletes the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_on_one_store_both_pass() {
+    for kind in KINDS {
+        let sb = Sandbox::new(kind);
+        let outs = run_concurrently((0..2).map(|_| {
+            let mut c = sb.cmd();
+            c.args(["conformance", "--only", "contract"]);
+            c
+        }))
+        .await;
+        let mut prefixes = std::collections::BTreeSet::new();
+        for out in &outs {
+            assert_exit(out, 0, &["conformance (concurrent)", &format!("{kind:?}")]);
+            let warning = stderr(out);
+            let prefix = warning
+                .split("named ")
+                .nth(1)
+                .and_then(|w| w.split('*').next());
+            prefixes.insert(prefix.expect("the warning names the prefix").to_owned());
+        }
+        assert_eq!(prefixes.len(), 2, "{prefixes:?}");
+        assert_eq!(
+            sb.ok(&["profile", "list"]).trim(),
+            "",
+            "{kind:?}: nothing left"
+        );
+    }
+}
