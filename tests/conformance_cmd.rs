@@ -232,3 +232,50 @@ async fn two_runs_at_once_on_one_store_both_pass() {
         );
     }
 }
+
+/// Ctrl-C in the middle of a check stops the run and deletes the scratch profile that check
+/// had made: nothing is left for the user to clean.
+#[test]
+fn ctrl_c_stops_the_run_and_deletes_its_scratch_profiles() {
+    let sb = Sandbox::new(Kind::File);
+    sb.ok(&[
+        "profile",
+        "set",
+        "user",
+        "--account-id",
+        "1234567",
+        "--client-id",
+        "c",
+        "--redirect-uri",
+        REDIRECT,
+        "--scope",
+        "rest_webservices",
+    ]);
+    // The dead-lease check waits out a 4 s lease with its profile in the store.
+    let child = sb
+        .cmd()
+        .args(["conformance", "--only", "dead_lease_is_taken_over"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let scratch = poll(std::time::Duration::from_secs(20), || {
+        let listed = sb.ok(&["profile", "list"]);
+        listed.contains("nsauth-conformance-").then_some(listed)
+    });
+    assert!(scratch.is_some(), "the check never made its profile");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 1, &["conformance", "interrupted"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: interrupted; deleted the 1 scratch profile(s)"),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("PASS"), "{}", stdout(&out));
+    assert_eq!(sb.ok(&["profile", "list"]).trim(), "user");
+}

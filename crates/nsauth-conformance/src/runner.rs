@@ -1,6 +1,7 @@
 //! Running checks at run time, with a report per check: what `nsauth conformance` does.
 //!
-//! Each check runs in its own task with a time limit; a panic (a failed assertion) becomes the
+//! Each check runs in its own task, on a runtime of its own that is shut down when it ends (so
+//! the tasks it spawned end too), with a time limit; a panic (a failed assertion) becomes the
 //! check's failure reason. Every profile name a check makes starts with the run's own prefix
 //! ([`Fixture::scratch_prefix`]), and after the last check the run lists the store and deletes
 //! every name with that prefix, so a check that failed half-way leaves nothing behind and the
@@ -190,22 +191,28 @@ impl Run {
             duration: started.elapsed(),
         }
     }
+
+    /// Deletes every profile of `fixture`'s store whose name starts with [`Run::prefix`]:
+    /// what [`Run::run`] does after the last check, for a caller that stopped a run early
+    /// (dropping [`Run::run`]'s future stops the check that was running).
+    pub async fn clean_up(&self, fixture: Arc<dyn Fixture>) -> Cleanup {
+        let scoped: Arc<dyn Fixture> = Arc::new(Scoped {
+            inner: fixture,
+            prefix: self.prefix.clone(),
+        });
+        clean_up(scoped, self.timeout).await
+    }
 }
 
+/// Runs one check on a runtime of its own (see [`isolated`]), from a blocking thread.
 async fn run_one(fixture: Arc<dyn Fixture>, check: &CheckInfo, timeout: Duration) -> CheckReport {
     let started = Instant::now();
     let run = check.run;
-    let task = tokio::spawn(async move { run(fixture.as_ref()).await });
-    let abort = task.abort_handle();
-    let reason = match tokio::time::timeout(timeout, task).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) if e.is_panic() => Some(panic_reason(e.into_panic())),
-        Ok(Err(e)) => Some(format!("the check's task ended early: {e}")),
-        Err(_) => {
-            abort.abort();
-            Some(format!("timed out after {timeout:?}"))
-        }
-    };
+    // Dropping `_stop` (this future dropped: the run was stopped) ends the check.
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let reason = tokio::task::spawn_blocking(move || isolated(fixture, run, timeout, stopped))
+        .await
+        .unwrap_or_else(|e| Some(format!("the check's runtime ended early: {e}")));
     CheckReport {
         name: check.name,
         group: check.group,
@@ -213,6 +220,40 @@ async fn run_one(fixture: Arc<dyn Fixture>, check: &CheckInfo, timeout: Duration
         reason,
         duration: started.elapsed(),
     }
+}
+
+/// Runs `run` on a new runtime and shuts that runtime down afterwards, so that every task the
+/// check spawned (writers, brokers, its emulator) ends with it: a check that failed half-way
+/// leaves no task behind that could write after the clean-up. `None` when it passed, else
+/// why not.
+fn isolated(
+    fixture: Arc<dyn Fixture>,
+    run: crate::Check,
+    timeout: Duration,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) -> Option<String> {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return Some(format!("cannot start a runtime for the check: {e}")),
+    };
+    let reason = runtime.block_on(async move {
+        let task = tokio::spawn(async move { run(fixture.as_ref()).await });
+        tokio::select! {
+            joined = tokio::time::timeout(timeout, task) => match joined {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) if e.is_panic() => Some(panic_reason(e.into_panic())),
+                Ok(Err(e)) => Some(format!("the check's task ended early: {e}")),
+                Err(_) => Some(format!("timed out after {timeout:?}")),
+            },
+            _ = stopped => Some("stopped".into()),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    reason
 }
 
 /// The first line of a panic's message (what a failed assertion says), at most 300

@@ -239,3 +239,49 @@ async fn a_correct_store_passes_every_check_beside_user_profiles() {
     );
     only_user_profiles_left(&store, &before, &report).await;
 }
+
+/// Whether the task the `orphan` check spawned is still alive: its sender is dropped with it.
+static ORPHAN_ALIVE: Mutex<Option<tokio::sync::oneshot::Receiver<()>>> = Mutex::new(None);
+
+/// A check that spawns a writer and fails before it is done, as `concurrent_writers` does on a
+/// store that loses updates.
+fn orphan(
+    fx: &dyn Fixture,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+    Box::pin(async move {
+        let (alive, watch) = tokio::sync::oneshot::channel::<()>();
+        *ORPHAN_ALIVE.lock().unwrap() = Some(watch);
+        let (store, name) = (
+            fx.open().await,
+            nsauth_conformance::scratch_name(fx, "orphan"),
+        );
+        tokio::spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+            let record = nsauth_conformance::sample_record("late");
+            let _ = store.put(&name, &record, Precondition::Create).await;
+        });
+        panic!("failed half-way");
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_a_failed_check_spawned_end_with_it() {
+    let store = TestStore::new(Fault::None);
+    let check = nsauth_conformance::CheckInfo {
+        name: "orphan",
+        group: Group::Contract,
+        run: orphan,
+    };
+    let report = Run::new()
+        .run(Arc::new(Shared(store.clone())), &[check], |_| {})
+        .await;
+    assert_eq!(report.failed(), ["orphan"]);
+    assert_eq!(report.checks[0].reason.as_deref(), Some("failed half-way"));
+    let mut watch = ORPHAN_ALIVE.lock().unwrap().take().expect("the check ran");
+    assert_eq!(
+        watch.try_recv(),
+        Err(tokio::sync::oneshot::error::TryRecvError::Closed),
+        "the writer the check spawned still runs after the run, and could write after the clean-up"
+    );
+}

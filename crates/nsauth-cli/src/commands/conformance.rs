@@ -4,7 +4,9 @@
 use super::Ctx;
 use crate::exit::Exit;
 use clap::Args;
-use nsauth_conformance::{CheckInfo, CheckReport, Run, RunReport, UriFixture, ALL_CHECKS};
+use nsauth_conformance::{
+    CheckInfo, CheckReport, Cleanup, Fixture, Run, RunReport, UriFixture, ALL_CHECKS,
+};
 use nsauth_core::store::FailureKind;
 use nsauth_core::Error;
 use serde_json::{json, Value};
@@ -126,16 +128,48 @@ fn run_suite(
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|info| tracing::debug!("check failed: {info}")));
-    let report = runtime.block_on(run.run(fixture, &checks, |check| {
-        if !json_mode {
-            println!("{}", check_line(check));
-            let _ = std::io::stdout().flush();
+    let fx: Arc<dyn Fixture> = fixture;
+    let finished = runtime.block_on(async {
+        let print = |check: &CheckReport| {
+            if !json_mode {
+                println!("{}", check_line(check));
+                let _ = std::io::stdout().flush();
+            }
+        };
+        tokio::select! {
+            report = run.run(Arc::clone(&fx), &checks, print) => Some(report),
+            _ = tokio::signal::ctrl_c() => None,
         }
-    }));
+    });
+    // Interrupted: the running check was stopped with the run; delete what it left.
+    let interrupted = match finished {
+        Some(_) => None,
+        None => Some(runtime.block_on(run.clean_up(fx))),
+    };
     std::panic::set_hook(previous);
     // A check that timed out may have left a blocking call behind: do not wait for it.
     runtime.shutdown_background();
-    Ok(report)
+    match (finished, interrupted) {
+        (Some(report), _) => Ok(report),
+        (None, cleanup) => Err(Error::Other(interrupted_message(
+            run.prefix(),
+            &cleanup.unwrap_or_default(),
+        ))),
+    }
+}
+
+/// What an interrupted run says, on one line.
+fn interrupted_message(prefix: &str, cleanup: &Cleanup) -> String {
+    match cleanup.problems.first() {
+        None => format!(
+            "interrupted; deleted the {} scratch profile(s) named {prefix}* the run had left",
+            cleanup.removed
+        ),
+        Some(problem) => format!(
+            "interrupted, and the scratch profiles named {prefix}* could not all be deleted \
+             ({problem}); delete them with nsauth profile delete"
+        ),
+    }
 }
 
 /// `PASS name (12 ms)` or `FAIL name: reason`.
