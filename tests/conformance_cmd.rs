@@ -63,8 +63,13 @@ fn assert_all_pass(out: &Output, label: &str, shown: &str) {
     );
     let err = stderr(out);
     assert!(
-        err.contains("writes and deletes scratch profiles named nsauth-conformance-"),
+        err.starts_with("warning: nsauth conformance writes and deletes scratch profiles named nsauth-conformance-"),
         "{label}: the warning: {err}"
+    );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "{label}: only the warning on stderr, not the log lines the checks provoke: {err}"
     );
 }
 

@@ -232,9 +232,16 @@ fn isolated(
     timeout: Duration,
     stopped: tokio::sync::oneshot::Receiver<()>,
 ) -> Option<String> {
+    // The check's threads log where the caller's thread does (`nsauth conformance` silences
+    // the warnings the checks provoke on purpose).
+    let logger = tracing::dispatcher::get_default(tracing::Dispatch::clone);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
+        .on_thread_start(move || {
+            // For the thread's whole life: dropping the guard would restore the global logger.
+            std::mem::forget(tracing::dispatcher::set_default(&logger));
+        })
         .build()
     {
         Ok(rt) => rt,
