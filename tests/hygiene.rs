@@ -143,6 +143,7 @@ async fn no_command_leaks_a_secret_at_trace_level() {
     run(vec!["m2m", "keygen", "--out", &format!("{k}-2")], true);
     run(vec!["audit", "--json"], true);
     run(vec!["backends"], true);
+    run(vec!["conformance", "--only", "contract"], true);
 
     let refresh = stored_refresh_token(&sb, "c").await;
     let pem = std::fs::read_to_string(keys.join("private-key.pem")).unwrap();

@@ -173,7 +173,8 @@ async fn token_json_through_an_agent_is_the_same_object_as_from_the_store() {
 
 /// Commands with a JSON form, each run with `--json` in a sandbox that makes it succeed (or
 /// fail in its documented way, like `check` on an expiring profile).
-const WITH_JSON: [&str; 16] = [
+const WITH_JSON: [&str; 17] = [
+    "conformance",
     "token",
     "refresh",
     "status",
@@ -279,6 +280,13 @@ async fn every_json_output_is_an_object_with_schema_1() {
         v
     };
     run("token", &["--profile", "prod", "token"], Some(0));
+    let scratch = format!("sqlite://{}", p("conformance.db"));
+    let suite = run(
+        "conformance",
+        &["--store", &scratch, "conformance", "--only", "round_trip"],
+        Some(0),
+    );
+    assert!(suite["checks"].is_array(), "{suite}");
     run("refresh", &["--profile", "prod", "refresh"], Some(0));
     run("status", &["--profile", "prod", "status"], Some(0));
     let all = run("status --all", &["status", "--all"], Some(0));

@@ -127,6 +127,9 @@ pub enum Command {
     /// Walk through profile set, login, token, refresh, status and revoke against the built-in emulator.
     #[cfg(feature = "emulator")]
     Demo,
+    /// Run the store conformance suite against --store URI (writes, then deletes, scratch profiles).
+    #[cfg(feature = "emulator")]
+    Conformance(crate::commands::conformance::ConformanceArgs),
     /// Read the audit trail.
     Audit(crate::commands::audit::AuditArgs),
     /// Check the profile, store, credentials, clock and NetSuite reachability.

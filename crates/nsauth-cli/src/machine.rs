@@ -32,6 +32,8 @@ pub fn has_json_form(cmd: &Command) -> bool {
         | Command::Completions { .. } => false,
         #[cfg(feature = "emulator")]
         Command::Emulator { .. } | Command::Demo => false,
+        #[cfg(feature = "emulator")]
+        Command::Conformance(_) => true,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::setup::{
     logged_in_profile, tempfile_dir, FailingWrites,
 };
 use crate::Fixture;
-use nsauth_core::journal::{Entry, Journal};
+use nsauth_core::journal::Entry;
 use nsauth_core::secret::{AccessToken, RefreshToken};
 use nsauth_core::token::TokenSet;
 use std::time::Duration;
@@ -80,6 +80,19 @@ pub async fn journal_entry_of_another_grant_is_kept_aside(fx: &dyn Fixture) {
     clean_up(store.as_ref(), &name, emu).await;
 }
 
+/// Changes the sealed text of the journal entry at `path` so that it no longer opens.
+fn damage(path: &std::path::Path) {
+    let sealed = std::fs::read_to_string(path).expect("read the planted entry");
+    let sealed = sealed.trim_end();
+    let cut = sealed.len().saturating_sub(12);
+    let flipped: String = sealed[cut..]
+        .chars()
+        .map(|c| if c == 'A' { 'B' } else { 'A' })
+        .collect();
+    let damaged = format!("{}{flipped}", &sealed[..cut]);
+    std::fs::write(path, damaged).expect("damage the planted entry");
+}
+
 /// An entry this process cannot read (sealed under another key, or damaged) does not make
 /// `token` spin: it is quarantined, listed, and the call ends with the store's token.
 pub async fn unreadable_journal_entry_is_quarantined(fx: &dyn Fixture) {
@@ -88,7 +101,9 @@ pub async fn unreadable_journal_entry_is_quarantined(fx: &dyn Fixture) {
     let store = fx.open().await;
     let rec = load(store.as_ref(), &name).await;
     let dir = tempfile_dir();
-    Journal::new(dir.join("journal"), Some(dir.join("other.key")))
+    // Damaged rather than sealed under another key file: `NSAUTH_STORE_KEY`, when set (as
+    // for `nsauth conformance` on a local store), is every journal's key, whatever its file.
+    let planted = journal_in(&dir)
         .save(&Entry::new(
             store.describe(),
             &name,
@@ -97,6 +112,7 @@ pub async fn unreadable_journal_entry_is_quarantined(fx: &dyn Fixture) {
             foreign_tokens("x"),
         ))
         .expect("plant entry");
+    damage(&planted);
     let b = journaled_broker(fx.open().await, &dir);
     // The token expires within 300 s, so this must refresh: the old code looped here forever.
     let got = tokio::time::timeout(

@@ -1,6 +1,6 @@
 //! The basic contract: round trip, create-only, compare-and-swap, delete, list, absence.
 
-use crate::sample::{jwt_like, sample_record, unique_name};
+use crate::sample::{jwt_like, sample_record, scratch_name};
 use crate::Fixture;
 use nsauth_core::secret::RefreshToken;
 use nsauth_core::store::{PendingLogin, Precondition, Version};
@@ -28,7 +28,7 @@ pub(crate) async fn cleanup(store: &dyn TokenStore, names: &[&ProfileName]) {
 /// every write changes the version.
 pub async fn round_trip(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let name = unique_name("round-trip");
+    let name = scratch_name(fx, "round-trip");
     let mut record = sample_record(name.as_str());
     let v1 = store
         .put(&name, &record, Precondition::Create)
@@ -70,7 +70,7 @@ pub async fn round_trip(fx: &dyn Fixture) {
 /// A second create-only write fails with `Conflict` and leaves the first record alone.
 pub async fn create_only(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let name = unique_name("create-only");
+    let name = scratch_name(fx, "create-only");
     let first = sample_record("first");
     let v1 = store
         .put(&name, &first, Precondition::Create)
@@ -100,7 +100,7 @@ pub async fn create_only(fx: &dyn Fixture) {
 /// A write against a stale version fails with `Conflict`; against the current one it works.
 pub async fn cas_conflict(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let name = unique_name("cas");
+    let name = scratch_name(fx, "cas");
     let v1 = store
         .put(&name, &sample_record("v1"), Precondition::Create)
         .await
@@ -144,7 +144,7 @@ pub async fn cas_conflict(fx: &dyn Fixture) {
         "versions must not repeat: {v1} {v2} {v3}"
     );
 
-    let missing = unique_name("cas-missing");
+    let missing = scratch_name(fx, "cas-missing");
     assert_conflict(
         store.put(&missing, &third, Precondition::Match(v3)).await,
         "write at a version of an absent record",
@@ -160,7 +160,7 @@ pub async fn cas_conflict(fx: &dyn Fixture) {
 /// `NotFound` when the record is missing; the name can be created again afterwards.
 pub async fn delete(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let name = unique_name("delete");
+    let name = scratch_name(fx, "delete");
     let v1 = store
         .put(&name, &sample_record("d"), Precondition::Create)
         .await
@@ -220,7 +220,7 @@ pub async fn delete(fx: &dyn Fixture) {
 /// `list` returns the created names, sorted, without the deleted ones.
 pub async fn list(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let base = unique_name("list");
+    let base = scratch_name(fx, "list");
     let names: Vec<ProfileName> = ["c", "a", "b.x", "a-2"]
         .iter()
         .map(|s| ProfileName::parse(&format!("{base}-{s}")).expect("valid name"))
@@ -250,7 +250,7 @@ pub async fn list(fx: &dyn Fixture) {
 /// Loading a name that was never written is `Ok(None)`, not an error.
 pub async fn missing_is_none(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let name = unique_name("missing");
+    let name = scratch_name(fx, "missing");
     match store.load(&name).await {
         Ok(None) => {}
         other => panic!("loading a missing record: expected Ok(None), got {other:?}"),

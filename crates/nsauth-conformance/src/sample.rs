@@ -1,5 +1,6 @@
 //! Realistic records and unique names for the checks.
 
+use crate::Fixture;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use nsauth_core::account::AccountId;
@@ -14,8 +15,19 @@ const REDIRECT: &str = "https://127.0.0.1:53682/callback";
 /// A profile name no other check (or earlier run against a live server) uses:
 /// `t<10 random hex digits>-<tag>`. `tag` must keep the name valid and at most 64 characters.
 pub fn unique_name(tag: &str) -> ProfileName {
+    prefixed_name("t", tag)
+}
+
+/// A profile name for a check on `fx`: like [`unique_name`], under the fixture's
+/// [`Fixture::scratch_prefix`] (`<prefix><10 random hex digits>-<tag>`), so that a run can
+/// find and delete every name its checks made.
+pub fn scratch_name(fx: &dyn Fixture, tag: &str) -> ProfileName {
+    prefixed_name(fx.scratch_prefix(), tag)
+}
+
+fn prefixed_name(prefix: &str, tag: &str) -> ProfileName {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let raw = format!("t{}-{tag}", &id[..10]);
+    let raw = format!("{prefix}{}-{tag}", &id[..10]);
     ProfileName::parse(&raw).unwrap_or_else(|e| panic!("test profile name: {e}"))
 }
 

@@ -39,8 +39,7 @@ pub(crate) async fn expiring_login(fx: &dyn Fixture) -> (Emulator, ProfileName) 
 pub(crate) async fn logged_in_profile(fx: &dyn Fixture, emu: &Emulator) -> ProfileName {
     emu.add_user(USER, PASSWORD);
     emu.add_client(ClientSpec::public(CLIENT, REDIRECT));
-    let name =
-        ProfileName::parse(&format!("sf-{}", uuid::Uuid::new_v4().simple())).expect("valid name");
+    let name = crate::sample::scratch_name(fx, "sf");
     let profile = Profile {
         account_id: AccountId::parse(emu.account_id()).expect("emulator account"),
         client_id: CLIENT.into(),

@@ -1,7 +1,7 @@
 //! Size, names and concurrency.
 
 use crate::checks::cleanup;
-use crate::sample::{jwt_like, sample_record, unique_name};
+use crate::sample::{jwt_like, sample_record, scratch_name};
 use crate::Fixture;
 use nsauth_core::secret::RefreshToken;
 use nsauth_core::store::{Precondition, Version};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// Records well over 8 KB (a 16 KB refresh token, an 8 KB certificate) survive exactly.
 pub async fn large_record(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let name = unique_name("large");
+    let name = scratch_name(fx, "large");
     let mut record = sample_record(name.as_str());
     let tokens = record.tokens.as_mut().expect("sample has tokens");
     tokens.refresh_token = Some(RefreshToken::new(jwt_like("refresh", 16 * 1024)));
@@ -46,7 +46,7 @@ pub async fn large_record(fx: &dyn Fixture) {
 /// Unicode, punctuation and maximum-length names work and are kept apart.
 pub async fn odd_names(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let base = unique_name("n");
+    let base = scratch_name(fx, "n");
     let long = format!("{base}-{}", "x".repeat(64 - base.as_str().len() - 1));
     let names: Vec<ProfileName> = [
         format!("{base}-ünïcødé-名前"),
@@ -89,7 +89,7 @@ pub async fn odd_names(fx: &dyn Fixture) {
 pub async fn concurrent_writers(fx: &dyn Fixture) {
     const WRITERS: u64 = 16;
     let store = fx.open().await;
-    let name = unique_name("concurrent");
+    let name = scratch_name(fx, "concurrent");
     store
         .put(&name, &sample_record("concurrent"), Precondition::Create)
         .await

@@ -2,7 +2,7 @@
 //! writer can never match a record it never saw.
 
 use crate::checks::{assert_conflict, cleanup};
-use crate::sample::{sample_record, unique_name};
+use crate::sample::{sample_record, scratch_name};
 use crate::Fixture;
 use nsauth_core::store::{Precondition, Record, Version};
 use nsauth_core::{ProfileName, StoreError, TokenStore};
@@ -15,7 +15,7 @@ use std::time::Duration;
 /// for a write and `NotFound` for a delete) and changes nothing.
 pub async fn version_never_reused_across_delete(fx: &dyn Fixture) {
     let store = fx.open().await;
-    let name = unique_name("reuse");
+    let name = scratch_name(fx, "reuse");
     let mut seen: Vec<Version> = Vec::new();
     for incarnation in 1..=3 {
         let record = sample_record(&format!("incarnation-{incarnation}"));
@@ -136,7 +136,7 @@ pub async fn delete_races_writers(fx: &dyn Fixture) {
     const WRITERS: usize = 4;
     const ROUNDS: usize = 16;
     let store = fx.open().await;
-    let name = unique_name("delete-race");
+    let name = scratch_name(fx, "delete-race");
     for round in 0..ROUNDS {
         let version = store
             .put(&name, &sample_record("race"), Precondition::Create)

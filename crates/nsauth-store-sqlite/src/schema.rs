@@ -8,7 +8,6 @@ use crate::errors;
 use nsauth_store::StoreError;
 use nsauth_store_local::seal::create_private_dir;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -106,11 +105,14 @@ fn prepare_file(path: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(errors::io(e, "create the sqlite store", path)),
     }
-    let mut header = Vec::with_capacity(100);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(100).read_to_end(&mut header))
-        .map_err(|e| errors::io(e, "read the sqlite store", path))?;
-    if !header.is_empty() && (header.len() < 100 || !header.starts_with(b"SQLite format 3\0")) {
+    // Only its size: opening the file here and closing it again would drop every POSIX lock
+    // this process holds on it, those of its other open handles included (a close releases
+    // them all), and another process could then checkpoint the WAL from under them: records
+    // torn, "disk I/O error". SQLite itself refuses a file that is not a database (NOTADB).
+    let size = std::fs::metadata(path)
+        .map_err(|e| errors::io(e, "read the sqlite store", path))?
+        .len();
+    if size > 0 && size < 100 {
         return Err(errors::corrupt_file(
             path,
             "the file is not a SQLite database; move it away or choose another --store",

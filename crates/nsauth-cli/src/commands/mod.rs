@@ -2,6 +2,8 @@
 
 pub(crate) mod audit;
 #[cfg(feature = "emulator")]
+pub(crate) mod conformance;
+#[cfg(feature = "emulator")]
 mod demo;
 pub(crate) mod doctor;
 mod login;
@@ -122,6 +124,8 @@ pub async fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Emulator { listen } => demo::emulator(&listen).await,
         #[cfg(feature = "emulator")]
         Command::Demo => demo::demo(cli.store.clone()).await,
+        #[cfg(feature = "emulator")]
+        Command::Conformance(args) => conformance::run(&ctx, cli.store.clone(), args).await,
         Command::Audit(args) => audit::run(&ctx, args).await,
         Command::Doctor(args) => doctor::run(&ctx, args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
