@@ -1,0 +1,124 @@
+//! Shared by the plugin tests: the example Python plugin, hostile plugins written on the
+//! fly, and stores opened on them with a chosen environment.
+#![allow(dead_code)]
+
+use async_trait::async_trait;
+use nsauth_conformance::Fixture;
+use nsauth_store::TokenStore;
+use nsauth_store_local::seal::StoreKey;
+use nsauth_store_plugin::PluginStore;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The directory holding the example plugin `nsauth-store-pydir`.
+pub fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins/python-dir")
+}
+
+/// An environment for [`PluginStore::from_uri_in`]: this process's `PATH` and `HOME`, the
+/// given plugin directory, plus `extra`.
+pub fn vars(plugin_dir: &Path, extra: &[(&str, &str)]) -> HashMap<String, OsString> {
+    let mut v: HashMap<String, OsString> = HashMap::new();
+    for k in ["PATH", "HOME"] {
+        if let Some(val) = std::env::var_os(k) {
+            v.insert(k.into(), val);
+        }
+    }
+    v.insert(
+        "NSAUTH_PLUGIN_PATH".into(),
+        plugin_dir.as_os_str().to_owned(),
+    );
+    for (k, val) in extra {
+        v.insert((*k).into(), (*val).into());
+    }
+    v
+}
+
+/// Opens `uri` with exactly `vars` as the environment and `key` as the store key.
+pub fn open(uri: &str, vars: &HashMap<String, OsString>, key: &StoreKey) -> PluginStore {
+    PluginStore::from_uri_in(uri, &|k| vars.get(k).cloned())
+        .expect("open the plugin store")
+        .with_store_key(key.clone())
+}
+
+/// The Python directory store in a temp dir; every `open` is a new plugin process.
+pub struct PyDirFixture {
+    pub dir: tempfile::TempDir,
+    pub vars: HashMap<String, OsString>,
+    pub key: StoreKey,
+}
+
+impl PyDirFixture {
+    pub fn new(extra: &[(&str, &str)]) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            vars: vars(&example_dir(), extra),
+            key: StoreKey::generate(),
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        format!(
+            "plugin://pydir/{}",
+            self.dir.path().join("profiles").display()
+        )
+    }
+
+    pub fn store(&self) -> PluginStore {
+        open(&self.uri(), &self.vars, &self.key)
+    }
+}
+
+#[async_trait]
+impl Fixture for PyDirFixture {
+    async fn open(&self) -> Arc<dyn TokenStore> {
+        Arc::new(self.store())
+    }
+}
+
+/// A directory of hostile plugins written by a test.
+pub struct Plugins {
+    pub dir: tempfile::TempDir,
+}
+
+impl Plugins {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Writes `nsauth-store-NAME` as an executable Python script.
+    pub fn python(&self, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.path().join(format!("nsauth-store-{name}"));
+        std::fs::write(
+            &path,
+            format!("#!/usr/bin/env python3\n{PRELUDE}\n{body}\n"),
+        )
+        .expect("write plugin");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
+    pub fn vars(&self, extra: &[(&str, &str)]) -> HashMap<String, OsString> {
+        vars(self.dir.path(), extra)
+    }
+}
+
+/// Helpers for hostile plugins: `read()` the next request, `send(obj)` a reply,
+/// `hello_ok(req)` the normal answer to hello.
+const PRELUDE: &str = r#"
+import json, os, sys, time
+def read():
+    line = sys.stdin.readline()
+    if not line:
+        sys.exit(0)
+    return json.loads(line)
+def send(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+def hello_ok(req, encrypts=False):
+    send({"id": req["id"], "ok": {"protocol": 1, "capabilities": {"compare_and_swap": True, "encrypts_at_rest": encrypts}}})
+"#;
