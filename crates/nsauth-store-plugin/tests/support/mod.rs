@@ -94,17 +94,32 @@ impl Plugins {
     pub fn python(&self, name: &str, body: &str) {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.path().join(format!("nsauth-store-{name}"));
-        std::fs::write(
-            &path,
-            format!("#!/usr/bin/env python3\n{PRELUDE}\n{body}\n"),
-        )
-        .expect("write plugin");
+        std::fs::write(&path, format!("#!{}\n{PRELUDE}\n{body}\n", python()))
+            .expect("write plugin");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
 
     pub fn vars(&self, extra: &[(&str, &str)]) -> HashMap<String, OsString> {
         vars(self.dir.path(), extra)
     }
+}
+
+/// The Python interpreter itself (not a version manager's shim, which would add its own
+/// variables to the environment a test inspects).
+fn python() -> String {
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let out = std::process::Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .expect("python3 is installed");
+            String::from_utf8(out.stdout)
+                .expect("utf-8")
+                .trim()
+                .to_owned()
+        })
+        .clone()
 }
 
 /// Helpers for hostile plugins: `read()` the next request, `send(obj)` a reply,
@@ -122,3 +137,17 @@ def send(obj):
 def hello_ok(req, encrypts=False):
     send({"id": req["id"], "ok": {"protocol": 1, "capabilities": {"compare_and_swap": True, "encrypts_at_rest": encrypts}}})
 "#;
+
+/// Polls `f` until it is true or `deadline` passes.
+pub fn poll(deadline: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
