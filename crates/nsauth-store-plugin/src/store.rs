@@ -266,6 +266,10 @@ impl TokenStore for PluginStore {
         }
         let mut got: protocol::Got =
             protocol::payload(payload, "get").map_err(|why| self.malformed(&why))?;
+        if got.version.is_empty() {
+            got.record.zeroize();
+            return Err(self.malformed("answered get with an empty version"));
+        }
         let record = self.decode(caps, name, &got.record);
         got.record.zeroize();
         Ok(Some(Versioned {
@@ -296,6 +300,9 @@ impl TokenStore for PluginStore {
         encoded.zeroize();
         let put: protocol::Put =
             protocol::payload(reply?, "put").map_err(|why| self.malformed(&why))?;
+        if put.version.is_empty() {
+            return Err(self.malformed("answered put with an empty version"));
+        }
         Ok(Version(put.version))
     }
 

@@ -283,3 +283,39 @@ async fn a_plugin_error_keeps_the_plugin_running() {
         assert!(one_line(&err, "denies").contains("role lacks read"));
     }
 }
+
+#[tokio::test]
+async fn an_empty_version_or_a_misshapen_payload_is_refused() {
+    let p = Plugins::new();
+    p.python(
+        "emptyver",
+        &after_hello(
+            r#"if req["op"] == "put":
+    send({"id": req["id"], "ok": {"version": ""}})
+else:
+    send({"id": req["id"], "ok": {"names": "not-a-list"}})"#,
+        ),
+    );
+    let s = store(&p, "emptyver", &[]);
+    let record = nsauth_conformance::sample_record("prod");
+    let err = s
+        .put(&prod(), &record, nsauth_store::Precondition::Create)
+        .await
+        .unwrap_err();
+    assert!(
+        one_line(&err, "emptyver").contains("empty version"),
+        "{err}"
+    );
+    let err = s.list().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Unavailable {
+                retryable: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(one_line(&err, "emptyver").contains("wrong shape"), "{err}");
+}
