@@ -131,16 +131,40 @@ async fn rest_answer(emu: &nsauth_emulator::Emulator, token: &str) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_plugin_is_a_config_error_naming_where_it_was_looked_for() {
-    let mut sb = Sandbox::new(Kind::Sqlite);
-    sb.store_uri = "plugin://no-such-plugin/x".into();
-    let out = sb.run(&["profile", "list"]);
-    assert_exit(&out, 2, &["profile list with a missing plugin"]);
-    let err = String::from_utf8_lossy(&out.stderr);
+#[test]
+fn backends_lists_plugins() {
+    let out = Sandbox::new(Kind::Sqlite).ok(&["backends"]);
     assert!(
-        err.contains("nsauth-store-no-such-plugin") && err.contains("NSAUTH_PLUGIN_PATH"),
-        "{err}"
+        out.lines()
+            .any(|l| l.starts_with("plugin ") && l.contains("plugin://NAME/REST")),
+        "{out}"
     );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_missing_plugin_or_a_bad_name_is_a_config_error_saying_what_to_do() {
+    for (uri, says) in [
+        (
+            "plugin://no-such-plugin/x",
+            &[
+                "nsauth-store-no-such-plugin not found",
+                "NSAUTH_PLUGIN_PATH",
+            ][..],
+        ),
+        (
+            "plugin://../x",
+            &["plugin NAME", "expected plugin://NAME/REST"][..],
+        ),
+        ("plugin://a\\b/x", &["plugin NAME"][..]),
+    ] {
+        let mut sb = Sandbox::new(Kind::Sqlite);
+        sb.store_uri = uri.into();
+        let out = sb.run(&["profile", "list"]);
+        assert_exit(&out, 2, &["profile list on", uri]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        for s in says {
+            assert!(err.contains(s), "{uri}: {err}");
+        }
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }
