@@ -53,16 +53,52 @@ impl PluginUri {
         format!("{EXECUTABLE_PREFIX}{}", self.name)
     }
 
-    /// `plugin://NAME/REST` without a query, a fragment or anything before an `@` (where
-    /// URIs carry credentials), since REST is the plugin's and may hold anything.
+    /// `plugin://NAME/REST` with what may be a credential redacted: anything before an `@`
+    /// in the path (`user:password@host`), and the values of query parameters whose names
+    /// say key, secret, token, password, pass, auth or credential. The rest stays, so two
+    /// stores differing in a setting describe differently (the journal and the broker's
+    /// local locks key on this).
     pub fn describe(&self) -> String {
-        let rest = self.rest.split(['?', '#']).next().unwrap_or_default();
-        let rest = match rest.rfind('@') {
-            Some(at) => format!("[redacted]@{}", &rest[at + 1..]),
-            None => rest.to_owned(),
+        let (path, query) = match self.rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (self.rest.as_str(), None),
         };
-        format!("plugin://{}/{rest}", self.name)
+        let mut out = format!("plugin://{}/", self.name);
+        match path.rfind('@') {
+            Some(at) => {
+                out.push_str("[redacted]");
+                out.push_str(&path[at..]);
+            }
+            None => out.push_str(path),
+        }
+        if let Some(q) = query {
+            let pairs: Vec<String> = q
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if is_secret_key(k) => format!("{k}=[redacted]"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            out.push('?');
+            out.push_str(&pairs.join("&"));
+        }
+        out
     }
+}
+
+fn is_secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    [
+        "key",
+        "secret",
+        "token",
+        "pass",
+        "auth",
+        "credential",
+        "sig",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 /// `NAME` is a lowercase word: it becomes part of a file name, so no separators, no `..`.
@@ -182,9 +218,11 @@ mod tests {
         let d = |u: &str| PluginUri::parse(u).unwrap().describe();
         assert_eq!(d("plugin://pydir//tmp/x"), "plugin://pydir//tmp/x");
         assert_eq!(
-            d("plugin://vault/https://user:hunter2@host/p?token=s3cret#f"),
-            "plugin://vault/[redacted]@host/p"
+            d("plugin://vault/https://user:hunter2@host/p?db=2&API_TOKEN=s3cret&password=x&sig=y"),
+            "plugin://vault/[redacted]@host/p?db=2&API_TOKEN=[redacted]&password=[redacted]&sig=[redacted]"
         );
+        // Stores that differ in a setting describe differently.
+        assert_ne!(d("plugin://x/a?db=1"), d("plugin://x/a?db=2"));
     }
 
     #[test]
