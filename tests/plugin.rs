@@ -168,3 +168,44 @@ fn a_missing_plugin_or_a_bad_name_is_a_config_error_saying_what_to_do() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn the_plugins_stderr_reaches_the_debug_log_only() {
+    let mut sb = plugin_sandbox();
+    let dir = sb.dir.path().join("noisy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugins/python-dir");
+    let script = dir.join("nsauth-store-noisy");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho 'noisy plugin starting' >&2\nexec {}/nsauth-store-pydir\n",
+            examples.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = sb.store_path.display().to_string();
+    // pydir reads its directory from a plugin://pydir/ URI only; behind the wrapper it comes
+    // from PYDIR_DIR.
+    sb.store_uri = "plugin://noisy/".into();
+    sb.extra_env.retain(|(k, _)| k != "NSAUTH_PLUGIN_PATH");
+    sb.extra_env.extend([
+        ("NSAUTH_PLUGIN_PATH".into(), dir.display().to_string()),
+        ("PYDIR_DIR".into(), store),
+        ("NSAUTH_PLUGIN_ENV".into(), "PYDIR_DIR".into()),
+    ]);
+    let quiet = sb.run(&["profile", "list"]);
+    assert_ok(&quiet, &["profile list"]);
+    assert!(!contains(&quiet.stderr, "noisy plugin starting"));
+    let mut c = sb.cmd();
+    c.env("NSAUTH_LOG", "debug").args(["profile", "list"]);
+    let loud = c.output().unwrap();
+    assert_ok(&loud, &["profile list (debug)"]);
+    assert!(
+        contains(&loud.stderr, "noisy plugin starting"),
+        "{}",
+        String::from_utf8_lossy(&loud.stderr)
+    );
+}
