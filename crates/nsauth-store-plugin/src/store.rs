@@ -119,6 +119,15 @@ impl PluginStore {
         self
     }
 
+    /// Starts the plugin now, if it is not running, instead of on the first request, and
+    /// returns what it declared in `hello`. For a caller that wants a plugin's start (an
+    /// interpreter's, a connection's) out of the time of its first store call, as the
+    /// conformance suite's timed checks do.
+    pub async fn start(&self) -> Result<PluginCapabilities, StoreError> {
+        let mut slot = self.conn.lock().await;
+        self.ensure(&mut slot).await
+    }
+
     /// The executable that serves this store.
     pub fn program(&self) -> &std::path::Path {
         &self.program

@@ -319,3 +319,27 @@ else:
     );
     assert!(one_line(&err, "emptyver").contains("wrong shape"), "{err}");
 }
+
+#[tokio::test]
+async fn start_runs_the_plugin_before_any_request_and_reports_its_capabilities() {
+    let p = Plugins::new();
+    p.python(
+        "early",
+        r#"open(os.path.join(os.path.dirname(sys.argv[0]), "started"), "w").close()
+hello_ok(read(), encrypts=True)
+while True:
+    req = read(); send({"id": req["id"], "ok": None})"#,
+    );
+    let s = store(&p, "early", &[]);
+    assert!(
+        !p.dir.path().join("started").exists(),
+        "nothing runs at open"
+    );
+    let caps = s.start().await.expect("start");
+    assert!(caps.compare_and_swap && caps.encrypts_at_rest);
+    assert!(p.dir.path().join("started").exists());
+    assert!(
+        s.load(&prod()).await.unwrap().is_none(),
+        "the started plugin serves requests"
+    );
+}
