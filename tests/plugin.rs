@@ -209,3 +209,56 @@ fn the_plugins_stderr_reaches_the_debug_log_only() {
         String::from_utf8_lossy(&loud.stderr)
     );
 }
+
+/// Writes `dir/nsauth-store-NAME` as a shell script that answers hello, then runs `then`.
+fn shell_plugin(dir: &Path, name: &str, then: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let hello = r#"{"id":1,"ok":{"protocol":1,"capabilities":{"compare_and_swap":true}}}"#;
+    let path = dir.join(format!("nsauth-store-{name}"));
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nread line\necho '{hello}'\nread line\n{then}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_hung_or_babbling_plugin_fails_the_command_with_exit_4_in_bounded_time() {
+    for (name, then, says) in [
+        (
+            "hangs",
+            "exec sleep 600",
+            "did not answer list within 1500 ms",
+        ),
+        (
+            "babbles",
+            "echo 'refresh_token=SECRET'",
+            "not a JSON object",
+        ),
+        ("quits", "exit 7", "exit status: 7"),
+    ] {
+        let mut sb = Sandbox::new(Kind::Sqlite);
+        let dir = sb.dir.path().join("plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        shell_plugin(&dir, name, then);
+        sb.store_uri = format!("plugin://{name}/x");
+        sb.extra_env = vec![
+            ("NSAUTH_PLUGIN_PATH".into(), dir.display().to_string()),
+            ("NSAUTH_PLUGIN_TIMEOUT_MS".into(), "1500".into()),
+        ];
+        let started = std::time::Instant::now();
+        let out = sb.run(&["profile", "list"]);
+        let took = started.elapsed();
+        assert_exit(&out, 4, &["profile list on", name]);
+        // Far below the hung plugin's 600 s: the 1.5 s timeout (plus process starts).
+        assert!(took < Duration::from_secs(15), "{name}: took {took:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && err.contains(&format!("nsauth-store-{name}")),
+            "{name}: {err}"
+        );
+        assert!(!err.contains("SECRET"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
