@@ -343,3 +343,28 @@ while True:
         "the started plugin serves requests"
     );
 }
+
+#[tokio::test]
+async fn dropping_the_store_stops_its_plugin() {
+    let p = Plugins::new();
+    // Ignores a closed stdin: only a kill stops it.
+    p.python(
+        "stubborn",
+        r#"open(os.path.join(os.path.dirname(sys.argv[0]), "pid"), "w").write(str(os.getpid()))
+hello_ok(read())
+time.sleep(3600)"#,
+    );
+    let s = store(&p, "stubborn", &[]);
+    s.start().await.expect("start");
+    let pid = std::fs::read_to_string(p.dir.path().join("pid")).unwrap();
+    let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        !stat().is_empty() && !stat().contains(") Z "),
+        "the plugin runs"
+    );
+    drop(s);
+    let gone = support::poll(Duration::from_secs(5), || {
+        stat().is_empty() || stat().contains(") Z ")
+    });
+    assert!(gone, "plugin {pid} outlived its store");
+}
