@@ -3,4 +3,4 @@
 
 mod support;
 
-nsauth_conformance::store_suite!(support::PyDirFixture::new(&[]));
+nsauth_conformance::store_suite!(support::PyDirFixture::one_at_a_time(&[]).await);

@@ -10,7 +10,7 @@ use nsauth_store_plugin::PluginStore;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The directory holding the example plugin `nsauth-store-pydir`.
 pub fn example_dir() -> PathBuf {
@@ -48,14 +48,43 @@ pub struct PyDirFixture {
     pub dir: tempfile::TempDir,
     pub vars: HashMap<String, OsString>,
     pub key: StoreKey,
+    /// Handles whose plugin has started, and how many are starting, in the background.
+    ready: Arc<Mutex<(Vec<PluginStore>, usize)>>,
+    /// Held for the fixture's life by [`PyDirFixture::one_at_a_time`].
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
+/// How many started handles the fixture keeps ready.
+const READY: usize = 4;
+
 impl PyDirFixture {
+    /// Made inside a Tokio runtime, it starts filling its pool at once.
     pub fn new(extra: &[(&str, &str)]) -> Self {
-        Self {
+        let fx = Self {
             dir: tempfile::tempdir().expect("temp dir"),
             vars: vars(&example_dir(), extra),
             key: StoreKey::generate(),
+            ready: Arc::default(),
+            _turn: None,
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            fx.top_up();
+        }
+        fx
+    }
+
+    /// A fixture that waits until no other `one_at_a_time` fixture of this test binary is
+    /// alive. Each broker check runs several Python interpreters and races a lease of 4 s;
+    /// two checks at once on a 2-core machine starve the lease holder of CPU, which is a
+    /// fact about the test machine, not about the store.
+    pub async fn one_at_a_time(extra: &[(&str, &str)]) -> Self {
+        static TURN: std::sync::OnceLock<Arc<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+        let turn = Arc::clone(TURN.get_or_init(Arc::default))
+            .lock_owned()
+            .await;
+        Self {
+            _turn: Some(turn),
+            ..Self::new(extra)
         }
     }
 
@@ -69,16 +98,42 @@ impl PyDirFixture {
     pub fn store(&self) -> PluginStore {
         open(&self.uri(), &self.vars, &self.key)
     }
+
+    /// Starts handles in the background until `READY` are ready or starting.
+    fn top_up(&self) {
+        let mut ready = self.ready.lock().unwrap();
+        while ready.0.len() + ready.1 < READY {
+            ready.1 += 1;
+            let (store, pool) = (self.store(), Arc::clone(&self.ready));
+            tokio::spawn(async move {
+                let started = store.start().await.is_ok();
+                let mut pool = pool.lock().unwrap();
+                pool.1 -= 1;
+                if started {
+                    pool.0.push(store);
+                }
+            });
+        }
+    }
 }
 
 #[async_trait]
 impl Fixture for PyDirFixture {
-    /// A handle with its plugin already started: the suite's broker checks bound each store
-    /// call by 2 s, which is about serving requests, not about starting 16 interpreters at
-    /// once on a busy machine.
+    /// A new handle whose plugin has already started, from the few the fixture keeps ready
+    /// (a warm pool): the suite's broker checks bound each store call by 2 s and race a
+    /// refresh of about a second, which is about serving requests, not about starting Python
+    /// interpreters on a busy machine.
     async fn open(&self) -> Arc<dyn TokenStore> {
-        let store = self.store();
-        store.start().await.expect("start the plugin");
+        let taken = self.ready.lock().unwrap().0.pop();
+        self.top_up();
+        let store = match taken {
+            Some(store) => store,
+            None => {
+                let store = self.store();
+                store.start().await.expect("start the plugin");
+                store
+            }
+        };
         Arc::new(store)
     }
 }
