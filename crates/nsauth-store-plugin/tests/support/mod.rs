@@ -55,7 +55,7 @@ pub struct PyDirFixture {
 }
 
 /// How many started handles the fixture keeps ready.
-const READY: usize = 4;
+const READY: usize = 8;
 
 impl PyDirFixture {
     /// Made inside a Tokio runtime, it starts filling its pool at once.
