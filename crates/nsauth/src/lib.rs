@@ -50,7 +50,7 @@
 //! ```
 //!
 //! Stores are opened by URI ([`open_store`]); backends are compiled in by cargo feature
-//! (`sqlite`, `file`, `vault`, `aws`), as is the [`reqwest`](mod@reqwest) integration
+//! (`sqlite`, `file`, `vault`, `aws`, `plugin`), as is the [`reqwest`](mod@reqwest) integration
 //! (`reqwest`); all are on by default. See also `docs/library.md`. Errors are [`Error`]s, whose kinds say what to do:
 //! [`Error::LoginNeeded`] means a person must run `nsauth login`.
 #![warn(missing_docs)]

@@ -41,6 +41,12 @@ pub fn backends() -> Vec<Backend> {
             help: nsauth_store_aws::URI_HELP,
             open: |uri| Ok(Arc::new(nsauth_store_aws::AwsStore::from_uri(uri)?)),
         },
+        #[cfg(feature = "plugin")]
+        Backend {
+            schemes: &[nsauth_store_plugin::SCHEME],
+            help: nsauth_store_plugin::URI_HELP,
+            open: |uri| Ok(Arc::new(nsauth_store_plugin::PluginStore::from_uri(uri)?)),
+        },
     ]
 }
 

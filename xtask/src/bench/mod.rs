@@ -13,6 +13,7 @@ mod hot;
 mod http;
 mod machine;
 mod measure;
+mod plugin;
 mod render;
 mod run;
 mod scale;
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--runs N] [--profiles N] [--remote-profiles N] \
-[--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms|agent] [--agent-profiles N] \
+[--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms|agent|plugin] [--agent-profiles N] \
 [--stores sqlite,file,vault,aws] [--bin PATH] [--before-bin PATH] [--no-build] [--out FILE]";
 
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, edits inside are overwritten -->";
@@ -55,6 +56,8 @@ struct Opts {
     only_storms: bool,
     /// `--only agent`: `nsauth serve` and its `nsauth token` baseline, nothing else.
     only_agent: bool,
+    /// `--only plugin`: a cached `token` through the example store plugin against `file://`.
+    only_plugin: bool,
     /// `--agent-profiles`: profiles the agent serves (1,000).
     agent_profiles: usize,
     /// `--stores`: labels of the stores to measure (all when `None`).
@@ -79,6 +82,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
         refresh_delay_ms: 500,
         only_storms: false,
         only_agent: false,
+        only_plugin: false,
         agent_profiles: 1000,
         stores: None,
         bin: None,
@@ -113,9 +117,10 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             "--only" => match it.next().map(String::as_str) {
                 Some("storms") => o.only_storms = true,
                 Some("agent") => o.only_agent = true,
+                Some("plugin") => o.only_plugin = true,
                 other => {
                     return Err(format!(
-                        "--only takes `storms` or `agent`, not `{}`\n{USAGE}",
+                        "--only takes `storms`, `agent` or `plugin`, not `{}`\n{USAGE}",
                         other.unwrap_or("nothing")
                     ))
                 }
@@ -207,6 +212,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if opts.only_agent {
         return agent::standalone(&bin, opts.quick, opts.agent_profiles, &opts.out);
     }
+    if opts.only_plugin {
+        return plugin::standalone(&bin, opts.runs, &opts.out);
+    }
     let bench = setup::Bench::start(&opts, bin, &mut cleanup, &mut res)?;
     bench.login_profiles(&opts)?;
 
@@ -241,6 +249,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if let Err(e) = serve {
             log(format!("nsauth serve not measured: {e}"));
             res.notes.push(format!("nsauth serve not measured: {e}"));
+        }
+        // 7. A store plugin's round trip (issue #12), beside the file store.
+        if let Err(e) = plugin::standalone(&bench.sb.bin, opts.runs, &opts.out) {
+            log(format!("store plugin not measured: {e}"));
+            res.notes.push(format!("store plugin not measured: {e}"));
         }
     }
 
