@@ -262,3 +262,54 @@ fn a_hung_or_babbling_plugin_fails_the_command_with_exit_4_in_bounded_time() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// `nsauth conformance` against the example plugin: every check passes. With the plugin
+/// told to ignore preconditions, the run fails (exit 1) and names the compare-and-swap
+/// checks, while the ones that need no precondition still pass.
+#[test]
+fn nsauth_conformance_passes_the_plugin_and_names_what_a_broken_one_breaks() {
+    let sb = plugin_sandbox();
+    let out = sb.run(&["conformance", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let failed = |r: &serde_json::Value| -> Vec<String> {
+        r["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .filter(|c| c["passed"] != true)
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(failed(&report).is_empty(), "{report:#}");
+    assert_exit(&out, 0, &["conformance", "plugin://pydir"]);
+
+    let mut broken = plugin_sandbox();
+    broken.extra_env.extend([
+        (
+            "NSAUTH_PLUGIN_ENV".into(),
+            "PYDIR_IGNORE_PRECONDITIONS".into(),
+        ),
+        ("PYDIR_IGNORE_PRECONDITIONS".into(), "1".into()),
+    ]);
+    let args = ["conformance", "--only", "contract"];
+    let out = broken.run(&args);
+    assert_exit(&out, 1, &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for check in ["create_only", "cas_conflict"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("FAIL {check}"))),
+            "{check} not named as failing:\n{text}"
+        );
+    }
+    assert!(
+        text.lines().any(|l| l.starts_with("PASS round_trip")),
+        "{text}"
+    );
+}
