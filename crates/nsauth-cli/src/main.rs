@@ -12,6 +12,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     harden();
+    // The one place the process-wide rustls provider is installed: ring, the only one compiled
+    // in. The libraries hand reqwest an explicit ring config (nsauth_core::http::tls); this
+    // covers any client built without it. Err only means one was installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let runtime = match tokio::runtime::Builder::new_current_thread()

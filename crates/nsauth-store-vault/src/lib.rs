@@ -55,6 +55,7 @@ mod errors;
 mod kv;
 mod settings;
 mod store;
+mod tls;
 mod uri;
 
 pub use settings::{VaultSecret, VaultSettings};

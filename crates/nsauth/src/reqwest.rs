@@ -51,7 +51,7 @@ impl Client {
 /// The client [`Api`] builds requests on: rustls, no redirects followed (a 30x is returned),
 /// nsauth's user agent.
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
+    nsauth_core::http::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("nsauth/", env!("CARGO_PKG_VERSION")))
