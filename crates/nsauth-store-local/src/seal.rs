@@ -64,6 +64,7 @@ impl StoreKey {
         Ok(Self(k))
     }
 
+    #[cfg(feature = "keyring")]
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
