@@ -129,3 +129,66 @@ fn resolve_reads_the_keychain_when_chosen_and_refuses_a_key_file_beside_it() {
     std::env::remove_var("NSAUTH_STORE_KEY_FILE");
     std::env::remove_var("NSAUTH_STORE_KEY_SOURCE");
 }
+
+/// In a child process (see below): waits for the go file, takes the key, prints its id.
+#[test]
+fn child_first_run() {
+    let (Ok(account), Ok(dir)) = (
+        std::env::var("NSAUTH_TEST_KEYRING_ACCOUNT"),
+        std::env::var("NSAUTH_TEST_KEYRING_DIR"),
+    ) else {
+        return; // not a child
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !dir.join("go").exists() {
+        assert!(std::time::Instant::now() < deadline, "never released");
+        std::thread::yield_now();
+    }
+    let key = keychain::load_or_create(&account, &dir.join(".store-key.lock")).unwrap();
+    println!("key-id={}", key.id());
+}
+
+#[test]
+fn sixteen_concurrent_first_run_processes_adopt_one_key() {
+    if !enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let account = Account::new();
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "child_first_run",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("NSAUTH_TEST_KEYRING_ACCOUNT", &account.0)
+                .env("NSAUTH_TEST_KEYRING_DIR", dir.path())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+    let ids: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "a first run failed");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            // libtest may print its own "test … " in front on the same line.
+            let at = text.find("key-id=").expect("a first run printed no key id") + 7;
+            text[at..].chars().take(8).collect::<String>()
+        })
+        .collect();
+    let stored = keychain::load_or_create(&account.0, &dir.path().join(".store-key.lock"))
+        .unwrap()
+        .id();
+    assert!(
+        ids.iter().all(|id| *id == stored),
+        "first-run processes used different keys: {ids:?}, the keychain holds {stored}"
+    );
+}
