@@ -84,7 +84,7 @@ fn start_login(
 }
 
 fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
+    nsauth_e2e::http()
         .danger_accept_invalid_certs(true)
         .timeout(Duration::from_secs(20))
         .build()

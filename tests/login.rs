@@ -140,7 +140,7 @@ async fn interactive_https_loopback_login(kind: Kind) {
             break format!("http{u}");
         }
     };
-    let browser = reqwest::Client::builder()
+    let browser = nsauth_e2e::http()
         .danger_accept_invalid_certs(true)
         .build()
         .unwrap();

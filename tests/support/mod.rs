@@ -268,7 +268,9 @@ pub async fn token_works(emu: &Emulator, token: &str) -> bool {
         "{}/services/rest/record/v1/metadata-catalog",
         emu.base_url()
     );
-    reqwest::Client::new()
+    http()
+        .build()
+        .unwrap()
         .get(url)
         .bearer_auth(token)
         .send()
@@ -370,4 +372,11 @@ pub fn listed_commands(sb: &Sandbox) -> std::collections::BTreeSet<String> {
         }
     }
     all
+}
+
+/// `reqwest::Client::builder()` after installing ring as the test process's rustls provider
+/// (reqwest is built without one; the libraries hand it an explicit config instead).
+pub fn http() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
 }

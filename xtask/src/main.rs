@@ -8,6 +8,7 @@
 mod bench;
 mod chaos;
 mod fuzz;
+mod keyring;
 mod man;
 mod services;
 
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         Some("man") => man::run(&args[1..]),
         Some("package") => package(),
         Some("test") => test(&args[1..]),
+        Some("keyring-test") => keyring::run(),
         Some("services") => match args.get(1).map(String::as_str) {
             Some("up") => services::up().map(|_| ()),
             Some("down") => {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
             eprintln!("  package  cargo package (and build) every crate meant for publishing");
             eprintln!("  test  build the nsauth binary, start OpenBao and moto, run every test of the workspace");
             eprintln!("  services up|down  start/stop OpenBao and moto on loopback (env in .services/env)");
+            eprintln!("  keyring-test  the OS-keychain key source against gnome-keyring in a private D-Bus session");
             eprintln!(
                 "  bench [--quick] [--runs N]  whole-process benchmarks; writes docs/benchmarks.md"
             );

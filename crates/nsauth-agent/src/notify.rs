@@ -255,7 +255,7 @@ pub fn check_webhook_url(url: &Url) -> Result<(), String> {
 }
 
 fn webhook_client(url: &Url, limits: &Limits) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
+    let mut b = nsauth_core::http::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(limits.webhook_timeout)
         .connect_timeout(limits.webhook_timeout.min(Duration::from_secs(5)))

@@ -174,7 +174,7 @@ impl Proxy {
     /// A proxy with `limits`: rustls, no redirects followed, the environment's `HTTPS_PROXY` /
     /// `NO_PROXY` honoured as `nsauth token` does.
     pub fn new(limits: Limits) -> Self {
-        let http = reqwest::Client::builder()
+        let http = nsauth_core::http::tls::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.connect_timeout)
             .user_agent(concat!("nsauth-agent/", env!("CARGO_PKG_VERSION")))

@@ -37,7 +37,10 @@ async fn setup_with(limits: Limits) -> Setup {
         .build()
         .unwrap();
     let agent = agent::agent(client.clone(), Proxy::new(limits)).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = nsauth_core::http::tls::client_builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     Setup {
         emu,
         store,

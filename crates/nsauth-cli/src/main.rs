@@ -16,6 +16,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     harden();
+    // The one place the process-wide rustls provider is installed: ring, the only one compiled
+    // in. The libraries hand reqwest an explicit ring config (nsauth_core::http::tls); this
+    // covers any client built without it. Err only means one was installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // `NSAUTH_COMPLETE=$SHELL nsauth …`: the shell asks for completions; answers and exits.
     // Not clap's generic `COMPLETE`: a variable of that name set for another reason must
     // not turn every nsauth command into a completion request.

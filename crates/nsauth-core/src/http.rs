@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::retry;
 
 mod request;
+pub mod tls;
 pub use request::Request;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -147,7 +148,7 @@ impl Http {
 
     fn client(&self) -> &reqwest::Client {
         self.client.get_or_init(|| {
-            reqwest::Client::builder()
+            tls::client_builder()
                 .connect_timeout(self.cfg.connect_timeout)
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("nsauth/", env!("CARGO_PKG_VERSION")))

@@ -4,6 +4,7 @@
 use crate::authorize::COOKIE;
 use reqwest::header::{COOKIE as COOKIE_HEADER, LOCATION, SET_COOKIE};
 use reqwest::{Response, Url};
+use std::sync::Arc;
 
 /// A browser with its own cookie (so a second authorization request may find the user still
 /// logged in, as `prompt=none` needs). [`browser_login`] uses a fresh one each time.
@@ -36,7 +37,17 @@ fn page_error(text: &str) -> String {
 impl Browser {
     /// A browser with no cookies that does not follow redirects.
     pub fn new() -> Self {
+        // The emulator speaks plain HTTP: rustls on ring with no trusted roots, given
+        // explicitly (reqwest has no provider of its own; see nsauth_core::http::tls).
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls' default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());

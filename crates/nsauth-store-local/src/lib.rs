@@ -17,6 +17,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "keyring")]
+pub mod keychain;
 pub mod local_uri;
 pub mod paths;
 pub mod retry;

@@ -2,8 +2,9 @@
 //!
 //! Records are serialised to JSON and sealed with XChaCha20-Poly1305. The associated data
 //! binds a sealed record to its profile name, so a record copied under another name does
-//! not open. The 32-byte key comes from `NSAUTH_STORE_KEY` (base64) or from a key file that
-//! is created with mode 0600 on first use.
+//! not open. The 32-byte key comes from `NSAUTH_STORE_KEY` (base64), else from a key file that
+//! is created with mode 0600 on first use, or — with `NSAUTH_STORE_KEY_SOURCE=keyring` and the
+//! `keyring` feature — from the OS keychain ([`crate::keychain`]).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -19,6 +20,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub const STORE_KEY_ENV: &str = "NSAUTH_STORE_KEY";
 /// Environment variable naming the key file.
 pub const STORE_KEY_FILE_ENV: &str = "NSAUTH_STORE_KEY_FILE";
+/// Environment variable choosing where the key lives when `NSAUTH_STORE_KEY` is unset:
+/// `file` (the default) or `keyring` (the OS keychain).
+pub const STORE_KEY_SOURCE_ENV: &str = "NSAUTH_STORE_KEY_SOURCE";
 
 const PREFIX: &str = "nsauth-sealed-v1";
 
@@ -60,6 +64,11 @@ impl StoreKey {
         Ok(Self(k))
     }
 
+    #[cfg(feature = "keyring")]
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// A public identifier of the key (first 8 hex digits of its SHA-256).
     pub fn id(&self) -> String {
         hex::encode(&sha2::Sha256::digest(self.0)[..4])
@@ -74,14 +83,18 @@ impl StoreKey {
         Some(crate::paths::nsauth_dir(crate::paths::Base::Config)?.join("store.key"))
     }
 
-    /// Resolves the key: `NSAUTH_STORE_KEY`, else `key_file` (or the default key file),
-    /// created 0600 with a random key if missing.
+    /// Resolves the key: `NSAUTH_STORE_KEY`, else — `NSAUTH_STORE_KEY_SOURCE=keyring` — the
+    /// OS keychain, else `key_file` (or the default key file), created 0600 with a random key
+    /// if missing. A key file named while the keychain is chosen is a configuration error.
     pub fn resolve(key_file: Option<&Path>) -> Result<Self, StoreError> {
         if let Ok(v) = std::env::var(STORE_KEY_ENV) {
             if !v.is_empty() {
                 return Self::from_base64(&v)
                     .map_err(|e| StoreError::Config(format!("{STORE_KEY_ENV}: {e}")));
             }
+        }
+        if key_source()? == KeySource::Keyring {
+            return Self::from_keychain(key_file);
         }
         let path = match key_file {
             Some(p) => p.to_path_buf(),
@@ -92,6 +105,26 @@ impl StoreKey {
             })?,
         };
         Self::load_or_create(&path)
+    }
+
+    fn from_keychain(key_file: Option<&Path>) -> Result<Self, StoreError> {
+        let named = key_file.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os(STORE_KEY_FILE_ENV)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        });
+        if let Some(p) = named {
+            return Err(StoreError::Config(format!(
+                "{STORE_KEY_SOURCE_ENV}=keyring, but a key file is named too ({}); choose one: unset {STORE_KEY_FILE_ENV} (or drop ?key-file= from the store URI), or unset {STORE_KEY_SOURCE_ENV}",
+                p.display()
+            )));
+        }
+        let dir = crate::paths::nsauth_dir(crate::paths::Base::Config).ok_or_else(|| {
+            StoreError::Config(format!(
+                "{STORE_KEY_SOURCE_ENV}=keyring needs HOME or XDG_CONFIG_HOME (the keychain entry is named after the key file it replaces)"
+            ))
+        })?;
+        keychain_key(&dir)
     }
 
     /// Reads the key file, or creates it if missing. Creation is atomic: the key is written
@@ -260,6 +293,42 @@ impl StoreKey {
         json.zeroize();
         parsed
     }
+}
+
+/// Where the key lives when `NSAUTH_STORE_KEY` is unset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeySource {
+    File,
+    Keyring,
+}
+
+fn key_source() -> Result<KeySource, StoreError> {
+    parse_key_source(std::env::var(STORE_KEY_SOURCE_ENV).ok().as_deref())
+}
+
+fn parse_key_source(value: Option<&str>) -> Result<KeySource, StoreError> {
+    match value.map(str::trim) {
+        None | Some("") | Some("file") => Ok(KeySource::File),
+        Some("keyring") => Ok(KeySource::Keyring),
+        Some(_) => Err(StoreError::Config(format!(
+            "{STORE_KEY_SOURCE_ENV} must be file (the default) or keyring"
+        ))),
+    }
+}
+
+/// The keychain's key for the configuration directory `dir`: account `dir/store.key`,
+/// creation serialised by `dir/.store-key.lock`.
+#[cfg(feature = "keyring")]
+fn keychain_key(dir: &Path) -> Result<StoreKey, StoreError> {
+    let account = dir.join("store.key");
+    crate::keychain::load_or_create(&account.to_string_lossy(), &dir.join(".store-key.lock"))
+}
+
+#[cfg(not(feature = "keyring"))]
+fn keychain_key(_: &Path) -> Result<StoreKey, StoreError> {
+    Err(StoreError::Config(format!(
+        "{STORE_KEY_SOURCE_ENV}=keyring, but this build has no keychain support (cargo feature `keyring` of nsauth-store-local, or nsauth-cli's `keyring`); unset {STORE_KEY_SOURCE_ENV} to use the key file"
+    )))
 }
 
 fn aad(name: &ProfileName) -> Vec<u8> {

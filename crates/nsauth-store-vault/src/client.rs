@@ -3,6 +3,7 @@
 use crate::auth::AuthSource;
 use crate::errors::{self, Op, Target};
 use crate::settings::{VaultSecret, VaultSettings};
+use crate::tls::{self, Trust};
 use crate::uri::StoreUri;
 use nsauth_store::StoreError;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -46,47 +47,28 @@ impl Client {
     /// Builds the client; reads `ca_cert` but does no network I/O.
     pub(crate) fn new(uri: StoreUri, settings: &VaultSettings) -> Result<Self, StoreError> {
         let auth = AuthSource::from_settings(settings)?;
-        let mut builder = reqwest::Client::builder()
+        let extra_roots = match &settings.ca_cert {
+            Some(path) => tls::read_ca_file(path)?,
+            None => Vec::new(),
+        };
+        let trust = if settings.skip_verify {
+            tracing::warn!(
+                "VAULT_SKIP_VERIFY is set: the Vault server's TLS certificate is not checked"
+            );
+            Trust::Anything
+        } else if uri.addr.scheme() == "http" {
+            Trust::None
+        } else {
+            Trust::Platform(extra_roots)
+        };
+        let builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls::client_config(trust)?)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             // Every request carries X-Vault-Token, which reqwest does not strip on a redirect
             // to another host: follow none (see `send`).
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("nsauth-store-vault/", env!("CARGO_PKG_VERSION")));
-        if uri.addr.scheme() == "http" {
-            // Plain http (a loopback dev server, or TLS terminated elsewhere): loading the
-            // system's CA certificates would be most of a `token` call's cost, for nothing.
-            builder = builder.tls_built_in_root_certs(false);
-        }
-        if let Some(path) = &settings.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                StoreError::Config(format!(
-                    "cannot read VAULT_CACERT {}: {e}; point it at a PEM file of CA certificates",
-                    path.display()
-                ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                StoreError::Config(format!(
-                    "VAULT_CACERT {} is not a PEM certificate file: {e}",
-                    path.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(StoreError::Config(format!(
-                    "VAULT_CACERT {} holds no certificate; point it at a PEM file of CA certificates",
-                    path.display()
-                )));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if settings.skip_verify {
-            tracing::warn!(
-                "VAULT_SKIP_VERIFY is set: the Vault server's TLS certificate is not checked"
-            );
-            builder = builder.danger_accept_invalid_certs(true);
-        }
         let mut headers = HeaderMap::new();
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
         if let Some(ns) = &settings.namespace {

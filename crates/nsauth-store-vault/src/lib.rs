@@ -60,6 +60,7 @@ mod jwt;
 mod kv;
 mod settings;
 mod store;
+mod tls;
 mod uri;
 
 pub use settings::{GithubOidc, VaultAuthMethod, VaultSecret, VaultSettings};

@@ -25,6 +25,11 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, RequestBuilder, Response};
 use std::time::Duration;
 
+/// A `reqwest::ClientBuilder` on nsauth's TLS (rustls with an explicit ring provider, the
+/// platform's certificate verifier), for requests of your own to pass to [`Api::send`]: nsauth
+/// builds reqwest without a crypto provider and installs none process-wide.
+pub use nsauth_core::http::tls::client_builder;
+
 /// The REST API of one profile, through reqwest. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Api {
@@ -51,7 +56,7 @@ impl Client {
 /// The client [`Api`] builds requests on: rustls, no redirects followed (a 30x is returned),
 /// nsauth's user agent.
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
+    nsauth_core::http::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("nsauth/", env!("CARGO_PKG_VERSION")))

@@ -168,7 +168,7 @@ async fn the_token_never_goes_to_another_host() {
         format!("http://localhost:{emu_port}/services/rest/record/v1/metadata-catalog"),
     ];
     for url in &elsewhere {
-        let rb = reqwest::Client::new().get(url);
+        let rb = nsauth::reqwest::client_builder().build().unwrap().get(url);
         let e = api.send(rb).await.unwrap_err();
         assert_eq!(
             e.kind(),

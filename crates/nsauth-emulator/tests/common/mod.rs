@@ -29,6 +29,8 @@ pub async fn emulator() -> Emulator {
 
 /// A client that does not follow redirects, like the tests' view of a browser.
 pub fn http() -> reqwest::Client {
+    // reqwest has no rustls provider of its own here (see nsauth_core::http::tls).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -102,3 +102,44 @@ fn an_empty_key_file_says_what_to_do() {
     assert!(err.contains("empty") && err.contains("delete it"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), b"", "left as it was");
 }
+
+#[test]
+fn the_key_source_is_file_unless_keyring_is_named() {
+    for v in [None, Some(""), Some("file"), Some(" file ")] {
+        assert_eq!(parse_key_source(v).unwrap(), KeySource::File, "{v:?}");
+    }
+    assert_eq!(
+        parse_key_source(Some("keyring")).unwrap(),
+        KeySource::Keyring
+    );
+    for v in ["Keyring", "keychain", "env", "file,keyring"] {
+        let err = parse_key_source(Some(v)).unwrap_err();
+        assert!(matches!(err, StoreError::Config(_)), "{v}: {err:?}");
+        assert!(err.to_string().contains("file") && err.to_string().contains("keyring"));
+    }
+}
+
+#[test]
+fn the_keychain_and_a_named_key_file_together_are_a_configuration_error() {
+    let err = StoreKey::from_keychain(Some(Path::new("/tmp/k"))).unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/tmp/k") && msg.contains("choose one"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+}
+
+#[cfg(not(feature = "keyring"))]
+#[test]
+fn without_the_feature_the_keychain_says_how_to_fall_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = keychain_key(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("keyring") && msg.contains("unset NSAUTH_STORE_KEY_SOURCE"),
+        "{msg}"
+    );
+}

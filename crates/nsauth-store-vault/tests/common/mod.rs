@@ -73,6 +73,8 @@ impl Bao {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
+        // reqwest has no rustls provider of its own (see src/tls.rs); tests install ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let mut req = client
             .request(
