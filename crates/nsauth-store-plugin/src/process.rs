@@ -65,7 +65,7 @@ impl Conn {
 
     /// Sends `op` and reads its reply, all within `timeout`. An `Err` means this `Conn` is
     /// unusable (drop it); a plugin's own error reply is `Ok(Reply::Error)`.
-    pub async fn exchange(&mut self, op: Op<'_>, timeout: Duration) -> Result<Reply, StoreError> {
+    pub async fn exchange(&mut self, op: Op<'_>, timeout: Duration) -> Result<Reply, ConnError> {
         let id = self.next_id;
         self.next_id += 1;
         let mut line = serde_json::to_vec(&Request { id, op }).expect("requests serialise");
@@ -74,31 +74,43 @@ impl Conn {
         // The line may hold a record (sealed or, for encrypting plugins, plain).
         line.zeroize();
         let verb = op.verb();
-        match result {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(Failure::Io(e))) => Err(self.died(verb, &e.to_string()).await),
-            Ok(Err(Failure::Eof)) => Err(self.died(verb, "it closed its output").await),
-            Ok(Err(Failure::Protocol(why))) => Err(StoreError::Unavailable {
+        let error = match result {
+            Ok(Ok(reply)) => return Ok(reply),
+            Ok(Err(Failure::NotSent(e))) => {
+                return Err(ConnError {
+                    error: self.died(verb, &e.to_string()).await,
+                    delivered: false,
+                })
+            }
+            Ok(Err(Failure::Io(e))) => self.died(verb, &e.to_string()).await,
+            Ok(Err(Failure::Eof)) => self.died(verb, "it closed its output").await,
+            Ok(Err(Failure::Protocol(why))) => StoreError::Unavailable {
                 message: format!(
                     "store plugin {} {why} during {verb}; it was stopped (see docs/plugins.md)",
                     self.exe
                 ),
                 retryable: false,
-            }),
-            Err(_) => Err(StoreError::Unavailable {
+            },
+            Err(_) => StoreError::Unavailable {
                 message: format!(
                     "store plugin {} did not answer {verb} within {} ms; it was stopped and will be restarted on the next request",
                     self.exe,
                     timeout.as_millis()
                 ),
                 retryable: true,
-            }),
-        }
+            },
+        };
+        Err(ConnError {
+            error,
+            delivered: true,
+        })
     }
 
     async fn round_trip(&mut self, line: &[u8], id: u64) -> Result<Reply, Failure> {
-        self.stdin.write_all(line).await.map_err(Failure::Io)?;
-        self.stdin.flush().await.map_err(Failure::Io)?;
+        // A line that could not be written never reached the plugin as a request (a partial
+        // line is not valid JSON to it): the caller may start the plugin again and resend.
+        self.stdin.write_all(line).await.map_err(Failure::NotSent)?;
+        self.stdin.flush().await.map_err(Failure::NotSent)?;
         let mut buf = Vec::new();
         let read = read_line(&mut self.stdout, &mut buf).await;
         let reply = match read {
@@ -129,7 +141,22 @@ impl Conn {
     }
 }
 
+/// Why an exchange failed, and whether the request may have reached the plugin.
+pub struct ConnError {
+    pub error: StoreError,
+    /// `false` when writing the request failed, so the plugin cannot have acted on it.
+    pub delivered: bool,
+}
+
+impl From<ConnError> for StoreError {
+    fn from(e: ConnError) -> Self {
+        e.error
+    }
+}
+
 enum Failure {
+    /// Writing the request failed.
+    NotSent(std::io::Error),
     Io(std::io::Error),
     Eof,
     Protocol(String),

@@ -15,7 +15,7 @@
 //! callers queued behind a hung plugin, the last waits up to `n` timeouts.
 
 use crate::env::plugin_env;
-use crate::process::Conn;
+use crate::process::{Conn, ConnError};
 use crate::protocol::{self, Condition, Op, PluginCapabilities, Reply, PROTOCOL};
 use crate::uri::{find_executable, PluginUri, PLUGIN_PATH_ENV};
 use async_trait::async_trait;
@@ -184,14 +184,34 @@ impl PluginStore {
     }
 
     /// Sends `op` on the running plugin; its `ok` payload, or the store error.
+    ///
+    /// A request that could not even be written (the plugin exited while idle, or the Tokio
+    /// runtime it was started on has shut down, which leaves its pipes dead) never reached
+    /// the plugin, so it is sent once more to a freshly started one, as long as that one
+    /// declares the same capabilities (the record was sealed, or not, for those).
     async fn exchange(&self, slot: &mut Option<Running>, op: Op<'_>) -> Result<Value, StoreError> {
-        let mut running = slot.take().expect("ensure() started the plugin");
-        let reply = running.conn.exchange(op, self.timeout).await?;
-        *slot = Some(running);
+        let caps = slot.as_ref().expect("ensure() started the plugin").caps;
+        let reply = match self.send(slot, op).await {
+            Err(e) if !e.delivered => {
+                tracing::debug!(plugin = %self.exe(), error = %e.error, "request not delivered; starting the plugin again");
+                if self.ensure(slot).await? != caps {
+                    return Err(e.error);
+                }
+                self.send(slot, op).await?
+            }
+            other => other?,
+        };
         match reply {
             Reply::Ok(v) => Ok(v),
             Reply::Error(e) => Err(e.into_store_error(&self.exe(), op.name())),
         }
+    }
+
+    async fn send(&self, slot: &mut Option<Running>, op: Op<'_>) -> Result<Reply, ConnError> {
+        let mut running = slot.take().expect("ensure() started the plugin");
+        let reply = running.conn.exchange(op, self.timeout).await?;
+        *slot = Some(running);
+        Ok(reply)
     }
 
     /// Starts the plugin if needed and sends `op`.
