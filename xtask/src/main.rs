@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             eprintln!("  ci    format check, clippy -D warnings, cargo deny, cargo package, then all tests (what .ci/run does)");
             eprintln!("  package  cargo package (and build) every crate meant for publishing");
             eprintln!("  test  build the nsauth binary, start OpenBao and moto, run every test of the workspace");
-            eprintln!("  services up|down  start/stop OpenBao and moto on loopback (env in .services/env)");
+            eprintln!("  services up|down  start/stop OpenBao, moto and PostgreSQL on loopback (env in .services/env)");
             eprintln!(
                 "  bench [--quick] [--runs N]  whole-process benchmarks; writes docs/benchmarks.md"
             );
