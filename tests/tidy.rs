@@ -116,6 +116,7 @@ const BACKENDS: &[&str] = &[
     "nsauth-store-file",
     "nsauth-store-vault",
     "nsauth-store-aws",
+    "nsauth-store-postgres",
 ];
 
 const FORBIDDEN_IN_BACKENDS: &[&str] = &[
