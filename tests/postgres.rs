@@ -34,7 +34,11 @@ async fn storm_of_128_processes_refreshes_once() {
     set_public_profile(&sb, &emu, "ci");
     login(&sb, "ci").await;
     let t1 = sb.ok(&["--profile", "ci", "token"]);
-    assert_eq!(sb.ok(&["--profile", "ci", "token"]), t1, "cached token expected");
+    assert_eq!(
+        sb.ok(&["--profile", "ci", "token"]),
+        t1,
+        "cached token expected"
+    );
     emu.set_access_ttl(3600);
     emu.inject(Fault::Delay(Duration::from_millis(700)));
     let before = emu.counters();
@@ -55,18 +59,28 @@ async fn storm_of_128_processes_refreshes_once() {
         1,
         "exactly one refresh must reach NetSuite"
     );
-    assert_eq!(tokens.len(), 1, "all 128 callers must get the winner's token");
+    assert_eq!(
+        tokens.len(),
+        1,
+        "all 128 callers must get the winner's token"
+    );
     assert!(token_works(&emu, tokens.first().unwrap().trim()).await);
     sb.ok(&["profile", "delete", "ci"]);
 }
 
 #[test]
 fn a_wrong_password_exits_4_without_showing_it() {
-    let Some(mut sb) = postgres_sandbox() else { return };
+    let Some(mut sb) = postgres_sandbox() else {
+        return;
+    };
     sb.extra_env = vec![("PGPASSWORD".into(), "wrong-password-4711".into())];
     let out = sb.run(&["profile", "list"]);
     assert_exit(&out, 4, &["profile list, wrong password"]);
-    assert!(contains(&out.stderr, "PGPASSWORD"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        contains(&out.stderr, "PGPASSWORD"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!contains(&out.stderr, "4711") && !contains(&out.stdout, "4711"));
 }
 
@@ -83,13 +97,20 @@ fn a_server_that_is_down_exits_4() {
     );
     let out = sb.run(&["profile", "list"]);
     assert_exit(&out, 4, &["profile list, server down"]);
-    assert!(contains(&out.stderr, "cannot reach"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        contains(&out.stderr, "cannot reach"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn bad_uris_exit_2_with_one_line() {
     for (uri, says) in [
-        ("postgres://u@127.0.0.1/d?table=Bad-Name", "not a valid name"),
+        (
+            "postgres://u@127.0.0.1/d?table=Bad-Name",
+            "not a valid name",
+        ),
         ("postgres://u:s3cret-pw@127.0.0.1/d", "PGPASSWORD"),
         ("postgresql://u@127.0.0.1/d?sslmode=sometimes", "sslmode"),
     ] {

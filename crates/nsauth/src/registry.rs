@@ -45,7 +45,11 @@ pub fn backends() -> Vec<Backend> {
         Backend {
             schemes: nsauth_store_postgres::SCHEMES,
             help: nsauth_store_postgres::URI_HELP,
-            open: |uri| Ok(Arc::new(nsauth_store_postgres::PostgresStore::from_uri(uri)?)),
+            open: |uri| {
+                Ok(Arc::new(nsauth_store_postgres::PostgresStore::from_uri(
+                    uri,
+                )?))
+            },
         },
     ]
 }

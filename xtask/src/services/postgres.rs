@@ -145,13 +145,25 @@ pub(super) fn up() -> Result<Vec<(String, String)>, String> {
     for statement in sql.split_inclusive(';') {
         check(
             as_postgres(&bin.join("psql"))
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", "postgres"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                ])
                 .arg("-h")
                 .arg(&data)
                 .args(["-p", &port.to_string(), "-c", statement.trim()]),
         )?;
     }
-    eprintln!("xtask: PostgreSQL on 127.0.0.1:{port} (data in {})", data.display());
+    eprintln!(
+        "xtask: PostgreSQL on 127.0.0.1:{port} (data in {})",
+        data.display()
+    );
     Ok(vec![
         (
             "NSAUTH_TEST_POSTGRES".into(),
