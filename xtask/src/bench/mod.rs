@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--runs N] [--profiles N] [--remote-profiles N] \
 [--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms|agent] [--agent-profiles N] \
-[--stores sqlite,file,vault,aws] [--bin PATH] [--before-bin PATH] [--no-build] [--out FILE]";
+[--stores sqlite,file,vault,aws,postgres] [--bin PATH] [--before-bin PATH] [--no-build] [--out FILE]";
 
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, edits inside are overwritten -->";
 const END: &str = "<!-- END cargo xtask bench -->";
@@ -127,11 +127,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 let mut labels = Vec::new();
                 for l in list.split(',').map(str::trim) {
                     labels.push(match l {
-                        "sqlite" | "file" | "vault" | "aws-sm" => l.to_owned(),
+                        "sqlite" | "file" | "vault" | "aws-sm" | "postgres" | "postgres-poll"
+                        | "postgres-hosts" | "postgres-hosts-poll" => l.to_owned(),
                         "aws" => "aws-sm".to_owned(),
                         other => {
                             return Err(format!(
-                            "--stores: unknown store {other:?} (sqlite, file, vault, aws)\n{USAGE}"
+                            "--stores: unknown store {other:?} (sqlite, file, vault, aws, postgres)\n{USAGE}"
                         ))
                         }
                     });
