@@ -7,8 +7,10 @@
 //! grants never needs to create anything).
 
 use crate::errors;
+use crate::notify::Hub;
 use crate::uri::Settings;
 use nsauth_store::StoreError;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::MakeTlsConnect;
@@ -74,20 +76,16 @@ pub(crate) async fn open(
         .map_err(|e| errors::pg(e, &settings.describe()))
 }
 
-/// A connected client whose table is at [`SCHEMA_VERSION`] and sealed with `key_id`.
+/// A connected client whose table is at [`SCHEMA_VERSION`] and sealed with `key_id`, and
+/// the hub of its notifications.
 pub(crate) async fn connect(
     settings: &Settings,
     tls: &MakeRustlsConnect,
     key_id: &str,
-) -> Result<Client, StoreError> {
+) -> Result<(Client, Arc<Hub>), StoreError> {
     let (mut client, conn) = open(settings, tls).await?;
     let shown = settings.describe();
-    let driver_shown = shown.clone();
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(store = %driver_shown, error = %e, "postgres connection ended");
-        }
-    });
+    let hub = Hub::drive(conn, settings.channel(), shown.clone());
     let map = |e| errors::pg(e, &shown);
     let current = client
         .query_opt(
@@ -99,7 +97,7 @@ pub(crate) async fn connect(
         Ok(Some(row)) => {
             check(settings, row.get(0), row.get(1), key_id)?;
             if row.get::<_, i32>(0) == SCHEMA_VERSION {
-                return Ok(client);
+                return Ok((client, hub));
             }
         }
         Ok(None) => {}
@@ -112,7 +110,7 @@ pub(crate) async fn connect(
             Migration::Pg(e) => map(e),
             Migration::Store(e) => e,
         })?;
-    Ok(client)
+    Ok((client, hub))
 }
 
 enum Migration {

@@ -5,7 +5,7 @@
 //! a compare-and-swap is `UPDATE … WHERE version = $read`, and the new version is the next
 //! value of the table's sequence, which a delete never rewinds.
 
-use crate::notify::Listener;
+use crate::notify::Hub;
 use crate::uri::Settings;
 use crate::{errors, schema, tls};
 use async_trait::async_trait;
@@ -18,16 +18,21 @@ use std::time::Duration;
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// A token store in one PostgreSQL table. Each handle has its own connection (made on first
-/// use, and again after it broke) and, once something waits for a change, a second one that
-/// listens for notifications.
+/// A token store in one PostgreSQL table. Each handle has its own connection, made on first
+/// use and again after it broke; it also carries the notifications waiters sleep on.
 pub struct PostgresStore {
     settings: Settings,
     key: StoreKey,
     tls: MakeRustlsConnect,
     sql: Sql,
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
-    listener: Listener,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+}
+
+/// A live connection and the hub of its notifications.
+#[derive(Clone)]
+struct Conn {
+    client: Arc<Client>,
+    hub: Arc<Hub>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -109,8 +114,7 @@ impl PostgresStore {
             sql: Sql::new(&settings),
             settings,
             key,
-            client: tokio::sync::Mutex::new(None),
-            listener: Listener::default(),
+            conn: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -120,15 +124,23 @@ impl PostgresStore {
     }
 
     /// The connection, made (and the table migrated) if there is none or it broke.
-    async fn client(&self) -> Result<Arc<Client>, StoreError> {
-        let mut slot = self.client.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(Arc::clone(c));
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.client.is_closed()) {
+            return Ok(c.clone());
         }
         *slot = None;
-        let c = Arc::new(schema::connect(&self.settings, &self.tls, &self.key.id()).await?);
-        *slot = Some(Arc::clone(&c));
+        let (client, hub) = schema::connect(&self.settings, &self.tls, &self.key.id()).await?;
+        let c = Conn {
+            client: Arc::new(client),
+            hub,
+        };
+        *slot = Some(c.clone());
         Ok(c)
+    }
+
+    async fn client(&self) -> Result<Arc<Client>, StoreError> {
+        Ok(self.conn().await?.client)
     }
 
     fn map(&self) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
@@ -308,15 +320,15 @@ impl TokenStore for PostgresStore {
             return false;
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        let hub =
-            match tokio::time::timeout_at(deadline, self.listener.hub(&self.settings, &self.tls))
-                .await
-            {
-                Ok(Some(hub)) => hub,
-                Ok(None) => return false,
-                Err(_) => return true,
-            };
-        let mut changed = hub.subscribe(name.as_str());
+        let Ok(Ok(conn)) = tokio::time::timeout_at(deadline, self.conn()).await else {
+            return false;
+        };
+        match tokio::time::timeout_at(deadline, conn.hub.listen(&conn.client)).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(_) => return true,
+        }
+        let mut changed = conn.hub.subscribe(name.as_str());
         // Listening now; the record may have changed before we were.
         match tokio::time::timeout_at(deadline, self.current_version(name)).await {
             Err(_) => return true,
