@@ -123,3 +123,13 @@ fn bad_uris_exit_2_with_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "{uri}: {err}");
     }
 }
+
+#[test]
+fn backends_lists_postgres() {
+    let out = Sandbox::new(Kind::Sqlite).ok(&["backends"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("postgres,postgresql ") && l.contains("PGPASSWORD")),
+        "{out}"
+    );
+}
