@@ -323,4 +323,20 @@ mod tests {
         assert!(parse_opts(&["--stores".into(), "s3".into()]).is_err());
         assert!(parse_opts(&["--only".into(), "hot".into()]).is_err());
     }
+
+    #[test]
+    fn postgres_variants_belong_to_the_postgres_family() {
+        let o = parse_opts(&["--stores".into(), "postgres,postgres-hosts-poll".into()]).unwrap();
+        assert_eq!(o.stores.unwrap().len(), 2);
+        for v in [
+            "postgres",
+            "postgres-poll",
+            "postgres-hosts",
+            "postgres-hosts-poll",
+        ] {
+            assert_eq!(setup::family(v), "postgres");
+        }
+        assert_eq!(setup::family("aws-sm"), "aws-sm");
+        assert_eq!(setup::family("sqlite"), "sqlite");
+    }
 }
