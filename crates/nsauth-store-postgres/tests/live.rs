@@ -134,15 +134,20 @@ async fn a_host_with_another_store_key_is_told_to_share_it() {
 async fn a_dropped_connection_is_replaced() {
     let Some(pg) = common::pg() else { return };
     let table = common::unique_table();
+    let key = StoreKey::generate();
+    // The owner creates the table; a role of its own lets the test find the connection.
+    assert!(pg.store(&table, &key).list().await.unwrap().is_empty());
     let (role, uri) = role(&pg, &pgpassword(), &table).await;
     pg.admin()
         .await
         .batch_execute(&format!(
-            "GRANT CREATE ON SCHEMA public TO {role}; GRANT ALL ON nsauth_schema TO {role};"
+            "GRANT SELECT ON nsauth_schema TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role};
+             GRANT USAGE ON SEQUENCE {table}_version TO {role};"
         ))
         .await
         .unwrap();
-    let store = PostgresStore::open(&uri, StoreKey::generate()).unwrap();
+    let store = PostgresStore::open(&uri, key).unwrap();
     let n = name("prod");
     let v = store
         .put(&n, &record(), Precondition::Create)
@@ -235,4 +240,67 @@ async fn notify_false_reports_no_notifications() {
             )
             .await
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_wakes_when_its_connection_drops() {
+    let Some(pg) = common::pg() else { return };
+    let table = common::unique_table();
+    let key = StoreKey::generate();
+    let owner = pg.store(&table, &key);
+    let n = name("prod");
+    let v = owner
+        .put(&n, &record(), Precondition::Create)
+        .await
+        .unwrap();
+    let (role, uri) = role(&pg, &pgpassword(), &table).await;
+    pg.admin()
+        .await
+        .batch_execute(&format!(
+            "GRANT SELECT ON nsauth_schema TO {role}; GRANT SELECT ON {table} TO {role};"
+        ))
+        .await
+        .unwrap();
+    let waiter = Arc::new(PostgresStore::open(&uri, key).unwrap());
+    let w = Arc::clone(&waiter);
+    let (n2, seen) = (n.clone(), v.clone());
+    let waiting = tokio::spawn(async move {
+        w.wait_for_change(&n2, &seen, Duration::from_secs(3600))
+            .await
+    });
+    // Once it listens, drop its connection: a notification may be lost, so it must wake.
+    let admin = pg.admin().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let listening: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND state = 'idle' AND query = $2",
+                &[&role, &format!("SELECT version FROM \"{table}\" WHERE name = $1")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if listening == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the waiter never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            &[&role],
+        )
+        .await
+        .unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the waiter woke when its connection dropped")
+        .unwrap();
+    assert!(woke);
+    // And the handle works again.
+    assert_eq!(waiter.load(&n).await.unwrap().unwrap().version, v);
 }
