@@ -117,6 +117,7 @@ const BACKENDS: &[&str] = &[
     "nsauth-store-vault",
     "nsauth-store-aws",
     "nsauth-store-plugin",
+    "nsauth-store-postgres",
 ];
 
 const FORBIDDEN_IN_BACKENDS: &[&str] = &[

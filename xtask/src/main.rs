@@ -46,7 +46,7 @@ fn main() -> ExitCode {
             eprintln!("  man [OUT_DIR]  write the man pages (default target/man)");
             eprintln!("  package  cargo package (and build) every crate meant for publishing");
             eprintln!("  test  build the nsauth binary, start OpenBao and moto, run every test of the workspace");
-            eprintln!("  services up|down  start/stop OpenBao and moto on loopback (env in .services/env)");
+            eprintln!("  services up|down  start/stop OpenBao, moto and PostgreSQL on loopback (env in .services/env)");
             eprintln!("  keyring-test  the OS-keychain key source against gnome-keyring in a private D-Bus session");
             eprintln!(
                 "  bench [--quick] [--runs N]  whole-process benchmarks; writes docs/benchmarks.md"

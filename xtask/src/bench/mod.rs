@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--runs N] [--profiles N] [--remote-profiles N] \
 [--storm-reps N] [--storm-sizes N,N] [--refresh-delay-ms MS] [--only storms|agent|plugin] [--agent-profiles N] \
-[--stores sqlite,file,vault,aws] [--bin PATH] [--before-bin PATH] [--no-build] [--out FILE]";
+[--stores sqlite,file,vault,aws,postgres] [--bin PATH] [--before-bin PATH] [--no-build] [--out FILE]";
 
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench: generated, edits inside are overwritten -->";
 const END: &str = "<!-- END cargo xtask bench -->";
@@ -132,11 +132,12 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                 let mut labels = Vec::new();
                 for l in list.split(',').map(str::trim) {
                     labels.push(match l {
-                        "sqlite" | "file" | "vault" | "aws-sm" => l.to_owned(),
+                        "sqlite" | "file" | "vault" | "aws-sm" | "postgres" | "postgres-poll"
+                        | "postgres-hosts" | "postgres-hosts-poll" => l.to_owned(),
                         "aws" => "aws-sm".to_owned(),
                         other => {
                             return Err(format!(
-                            "--stores: unknown store {other:?} (sqlite, file, vault, aws)\n{USAGE}"
+                            "--stores: unknown store {other:?} (sqlite, file, vault, aws, postgres)\n{USAGE}"
                         ))
                         }
                     });
@@ -334,5 +335,21 @@ mod tests {
         );
         assert!(parse_opts(&["--stores".into(), "s3".into()]).is_err());
         assert!(parse_opts(&["--only".into(), "hot".into()]).is_err());
+    }
+
+    #[test]
+    fn postgres_variants_belong_to_the_postgres_family() {
+        let o = parse_opts(&["--stores".into(), "postgres,postgres-hosts-poll".into()]).unwrap();
+        assert_eq!(o.stores.unwrap().len(), 2);
+        for v in [
+            "postgres",
+            "postgres-poll",
+            "postgres-hosts",
+            "postgres-hosts-poll",
+        ] {
+            assert_eq!(setup::family(v), "postgres");
+        }
+        assert_eq!(setup::family("aws-sm"), "aws-sm");
+        assert_eq!(setup::family("sqlite"), "sqlite");
     }
 }

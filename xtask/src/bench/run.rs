@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 pub(crate) struct Store {
     pub(crate) label: &'static str,
     pub(crate) uri: String,
+    /// Its environment; in a storm, `{n}` in a value becomes the process's index.
     pub(crate) env: Vec<(String, String)>,
 }
 

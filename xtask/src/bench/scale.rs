@@ -21,7 +21,7 @@ pub(super) struct ScaleRow {
 pub(super) fn scale(bench: &Bench, opts: &Opts, res: &mut Results) -> Result<(), String> {
     let scale_runs = if opts.quick { 3 } else { 5 };
     for store in &bench.stores {
-        if store.label == "file" {
+        if store.label == "file" || super::setup::family(store.label) != store.label {
             continue;
         }
         let count = if store.label == "sqlite" {
@@ -33,6 +33,7 @@ pub(super) fn scale(bench: &Bench, opts: &Opts, res: &mut Results) -> Result<(),
         s.uri = match store.label {
             "sqlite" => format!("sqlite://{}", bench.tmp.join("scale/nsauth.db").display()),
             "vault" => store.uri.replace("/bench-", "/scale-"),
+            "postgres" => store.uri.replace("table=bench_", "table=scale_"),
             _ => store.uri.replace("nsauth-bench/", "nsauth-scale/"),
         };
         let create_s = create_profiles(bench, &s, count)?;

@@ -268,6 +268,16 @@ impl Bench {
     }
 }
 
+/// The store a bench variant measures: `postgres` for `postgres-poll` (LISTEN/NOTIFY off),
+/// `postgres-hosts` (every storm process with a journal directory of its own, as on separate
+/// hosts, so that no same-machine lock hides the store's wake-ups) and `postgres-hosts-poll`.
+pub(super) fn family(label: &str) -> &str {
+    match label.split_once('-') {
+        Some(("postgres", _)) => "postgres",
+        _ => label,
+    }
+}
+
 /// The stores to measure: those `--stores` names, that this nsauth lists in `nsauth
 /// backends`, and whose server runs; the others are logged and noted as skipped.
 fn stores(
@@ -314,6 +324,22 @@ fn stores(
         ),
         env: run::aws_env(svc),
     });
+    let postgres = |label: &'static str, params: &str, own_hosts: bool| {
+        let uri = env_get(svc, "NSAUTH_TEST_POSTGRES")?;
+        let mut env = vec![("PGPASSWORD".into(), env_get(svc, "PGPASSWORD")?)];
+        if own_hosts {
+            // `{n}`: each storm process journals (and meets its peers) in a directory of its
+            // own, as if every process ran on a host of its own.
+            let dir = tmp.join("hosts").join(label).join("{n}");
+            env.push(("NSAUTH_JOURNAL_DIR".into(), dir.display().to_string()));
+        }
+        let table = format!("bench_{run_id}_{}", label.replace('-', "_"));
+        Some(Store {
+            label,
+            uri: format!("{uri}&table={table}{params}"),
+            env,
+        })
+    };
     let candidates = [
         (
             "sqlite",
@@ -335,13 +361,37 @@ fn stores(
         ),
         ("vault", "vault+http", vault, "OpenBao is not running"),
         ("aws-sm", "aws-sm", aws, "moto is not running"),
+        (
+            "postgres",
+            "postgres",
+            postgres("postgres", "", false),
+            "PostgreSQL is not running",
+        ),
+        (
+            "postgres-poll",
+            "postgres",
+            postgres("postgres-poll", "&notify=false", false),
+            "PostgreSQL is not running",
+        ),
+        (
+            "postgres-hosts",
+            "postgres",
+            postgres("postgres-hosts", "", true),
+            "PostgreSQL is not running",
+        ),
+        (
+            "postgres-hosts-poll",
+            "postgres",
+            postgres("postgres-hosts-poll", "&notify=false", true),
+            "PostgreSQL is not running",
+        ),
     ];
     let mut stores = Vec::new();
     for (label, scheme, store, why) in candidates {
         if opts
             .stores
             .as_ref()
-            .is_some_and(|l| !l.iter().any(|s| s == label))
+            .is_some_and(|l| !l.iter().any(|s| s == label || s == family(label)))
         {
             log(format!("{label}: not measured (--stores)"));
         } else if !has_scheme(scheme) {

@@ -35,7 +35,10 @@ pub(super) fn startup_profile(
         ("nsauth profile list (empty sqlite store)".into(), list),
         ("nsauth token (sqlite, cached)".into(), token),
     ];
-    for other in all.iter().filter(|s| s.label != "sqlite") {
+    for other in all
+        .iter()
+        .filter(|s| s.label != "sqlite" && super::setup::family(s.label) == s.label)
+    {
         let mut c = sb.nsauth(Some(other));
         c.args(TOKEN_ARGS);
         runs.push((format!("nsauth token ({}, cached)", other.label), c));

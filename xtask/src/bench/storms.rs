@@ -125,8 +125,13 @@ fn one_storm(
         proxy.token_requests.load(Ordering::SeqCst),
         proxy.refresh_requests.load(Ordering::SeqCst),
     );
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let make = || {
         let mut c = bin.sb.nsauth(Some(store));
+        let i = next.fetch_add(1, Ordering::SeqCst).to_string();
+        for (k, v) in store.env.iter().filter(|(_, v)| v.contains("{n}")) {
+            c.env(k, v.replace("{n}", &i));
+        }
         c.args([
             "-v",
             "--profile",
