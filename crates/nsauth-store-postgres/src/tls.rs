@@ -3,12 +3,12 @@
 
 use crate::uri::{Settings, SslMode};
 use nsauth_store::StoreError;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use nsauth_tls::CertificateCheck;
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, RootCertStore};
 use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -16,30 +16,25 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// the system's roots) for `verify-ca`/`verify-full`; for `prefer`/`require`, encryption
 /// without a check, which is what libpq does in those modes.
 pub(crate) fn connector(settings: &Settings) -> Result<MakeRustlsConnect, StoreError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Config(format!("TLS set-up failed: {e}")))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match settings.sslmode {
+    let verifier = match settings.sslmode {
+        // Encrypted, but any certificate is accepted (the handshake signatures are still
+        // checked). libpq behaves the same; use `verify-full` against a server you do not
+        // control the network path to.
         SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-            Arc::new(Unchecked(Arc::clone(&provider)))
+            nsauth_tls::verifier_with(nsauth_tls::AcceptAnyCertificate)
         }
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let roots = Arc::new(roots(settings)?);
-            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, nsauth_tls::provider())
                 .build()
                 .map_err(|e| StoreError::Config(format!("TLS set-up failed: {e}")))?;
-            Arc::new(Checked {
+            nsauth_tls::verifier_with(Checked {
                 webpki,
                 check_name: settings.sslmode == SslMode::VerifyFull,
             })
         }
     };
-    let config = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+    Ok(MakeRustlsConnect::new(nsauth_tls::config(verifier)))
 }
 
 fn roots(settings: &Settings) -> Result<RootCertStore, StoreError> {
@@ -84,8 +79,8 @@ struct Checked {
     check_name: bool,
 }
 
-impl ServerCertVerifier for Checked {
-    fn verify_server_cert(
+impl CertificateCheck for Checked {
+    fn check(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
@@ -105,78 +100,5 @@ impl ServerCertVerifier for Checked {
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// `prefer` / `require`: encrypted, but any certificate is accepted (the handshake
-/// signatures are still checked). libpq behaves the same; use `verify-full` against a
-/// server you do not control the network path to.
-#[derive(Debug)]
-struct Unchecked(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

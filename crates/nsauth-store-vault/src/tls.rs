@@ -7,13 +7,9 @@
 //! `SSL_CERT_FILE` honoured) plus `VAULT_CACERT`'s; none at all for `VAULT_SKIP_VERIFY`.
 
 use nsauth_store::StoreError;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::CertificateDer;
 use std::path::Path;
-use std::sync::Arc;
 
 /// What the server's certificate is checked against.
 pub(crate) enum Trust {
@@ -51,80 +47,16 @@ pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, 
 
 /// The client config for `trust`.
 pub(crate) fn client_config(trust: Trust) -> Result<rustls::ClientConfig, StoreError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports rustls' default protocol versions");
-    let verifier: Arc<dyn ServerCertVerifier> = match trust {
-        Trust::None => {
-            return Ok(builder
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth())
-        }
-        Trust::Anything => Arc::new(Anything(provider)),
-        Trust::Platform(extra) => Arc::new(
-            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider).map_err(
-                |e| {
-                    StoreError::Config(format!(
-                        "cannot load CA certificates to check Vault's TLS certificate ({e}); \
-                         set VAULT_CACERT to the CA certificate file, or install the system's \
-                         CA certificates"
-                    ))
-                },
-            )?,
-        ),
+    let verifier = match trust {
+        Trust::None => return Ok(nsauth_tls::config_without_roots()),
+        Trust::Anything => nsauth_tls::verifier_with(nsauth_tls::AcceptAnyCertificate),
+        Trust::Platform(extra) => nsauth_tls::platform_verifier(extra).map_err(|e| {
+            StoreError::Config(format!(
+                "cannot load CA certificates to check Vault's TLS certificate ({e}); \
+                 set VAULT_CACERT to the CA certificate file, or install the system's \
+                 CA certificates"
+            ))
+        })?,
     };
-    Ok(builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth())
-}
-
-/// Accepts any certificate (the handshake's signatures are still checked).
-#[derive(Debug)]
-struct Anything(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Anything {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    Ok(nsauth_tls::config(verifier))
 }
