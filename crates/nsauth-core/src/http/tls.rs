@@ -11,13 +11,6 @@
 //! `tls_backend_preconfigured`. The `nsauth` binary also installs ring as the process
 //! default, once, in `main`, for any client built without this module.
 
-use std::sync::Arc;
-
-/// The ring provider, built explicitly (never read from or written to the process default).
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    nsauth_tls::provider()
-}
-
 /// A client config on ring with the platform's verifier. When the system has no CA
 /// certificates at all, every TLS handshake fails with a message saying so (plain HTTP still
 /// works), rather than the client failing to build.
